@@ -1,0 +1,145 @@
+//! Cart holds: the hold table, the expiry wheel and the retention queue of resolved holds.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{FastMap, HoldId, LocationId, SkuId};
+use super::limits::EXPIRY_BUCKET_MS;
+use super::outcome::{HoldState, Resolution};
+
+/// One line of a hold, after lines hitting the same cell were summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldLine {
+    pub sku: SkuId,
+    pub location: LocationId,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub id: HoldId,
+    pub state: HoldState,
+    pub lines: Vec<HoldLine>,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub resolved_at_ms: Option<u64>,
+    pub order_number: Option<Box<str>>,
+}
+
+impl Hold {
+    pub fn units(&self) -> u64 {
+        self.lines.iter().map(|line| u64::from(line.quantity)).sum()
+    }
+
+    pub fn resolution(&self) -> Option<Resolution> {
+        match self.state {
+            HoldState::Held => None,
+            HoldState::Resolved(how) => Some(how),
+        }
+    }
+}
+
+/// Holds by id, plus the indexes that find the ones due to expire or to be forgotten.
+#[derive(Debug, Clone)]
+pub struct HoldTable {
+    pub holds: FastMap<HoldId, Hold>,
+    pub next_id: HoldId,
+    pub expiry: ExpiryWheel,
+    /// Resolved holds in resolution order; engine time never goes back, so the front is
+    /// always the oldest and pruning is a pop.
+    pub resolved: VecDeque<(u64, HoldId)>,
+}
+
+impl Default for HoldTable {
+    fn default() -> Self {
+        HoldTable {
+            holds: FastMap::default(),
+            next_id: 1,
+            expiry: ExpiryWheel::default(),
+            resolved: VecDeque::new(),
+        }
+    }
+}
+
+impl HoldTable {
+    /// Marks a hold resolved and queues it for forgetting after its retention.
+    pub fn resolve(&mut self, id: HoldId, how: Resolution, now_ms: u64) {
+        let hold = self.holds.get_mut(&id).expect("resolve is called on a known hold");
+        assert_eq!(hold.state, HoldState::Held, "only a live hold is resolved");
+        hold.state = HoldState::Resolved(how);
+        hold.resolved_at_ms = Some(now_ms);
+        self.resolved.push_back((now_ms, id));
+    }
+
+    /// Forgets resolved holds resolved at or before `cutoff_ms`.
+    pub fn forget_resolved_until(&mut self, cutoff_ms: u64) {
+        while let Some(&(resolved_at, id)) = self.resolved.front() {
+            if resolved_at > cutoff_ms {
+                break;
+            }
+            self.resolved.pop_front();
+            let removed = self.holds.remove(&id);
+            assert!(removed.is_some_and(|hold| hold.state != HoldState::Held));
+        }
+    }
+}
+
+/// Hold ids bucketed by the second their deadline falls in.
+///
+/// Inserting is a push onto a bucket near the back of a deque: far cheaper than a sorted
+/// set on the hot path. Extending a hold leaves its old entry behind; the tick skips
+/// entries whose hold has a later deadline or is no longer held. The wheel is an index,
+/// not state: snapshots omit it and loading rebuilds it.
+#[derive(Debug, Clone, Default)]
+pub struct ExpiryWheel {
+    /// Bucket index (deadline / EXPIRY_BUCKET_MS) of `buckets[0]`.
+    base: u64,
+    buckets: VecDeque<Vec<HoldId>>,
+}
+
+impl ExpiryWheel {
+    pub fn insert(&mut self, id: HoldId, expires_at_ms: u64) {
+        let index = expires_at_ms / EXPIRY_BUCKET_MS;
+        if self.buckets.is_empty() {
+            self.base = index;
+        }
+        while index < self.base {
+            self.buckets.push_front(Vec::new());
+            self.base -= 1;
+        }
+        let offset = (index - self.base) as usize;
+        if offset >= self.buckets.len() {
+            self.buckets.resize_with(offset + 1, Vec::new);
+        }
+        self.buckets[offset].push(id);
+    }
+
+    /// The first time at which a tick has something to look at, if any.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        Some((self.base + 1) * EXPIRY_BUCKET_MS)
+    }
+
+    /// Removes and returns every entry in buckets that ended at or before `now_ms`, and
+    /// drops empty buckets at the front so `next_due_ms` points at real work.
+    pub fn take_due(&mut self, now_ms: u64) -> Vec<HoldId> {
+        let mut due = Vec::new();
+        while let Some(front) = self.buckets.front() {
+            let bucket_end_ms = (self.base + 1) * EXPIRY_BUCKET_MS;
+            if bucket_end_ms > now_ms && !front.is_empty() {
+                break;
+            }
+            let bucket = self.buckets.pop_front().expect("front exists");
+            self.base += 1;
+            if bucket_end_ms <= now_ms {
+                due.extend(bucket);
+            } else {
+                assert!(bucket.is_empty());
+            }
+        }
+        due
+    }
+}

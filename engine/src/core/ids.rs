@@ -1,0 +1,97 @@
+//! Interning of the retailer's string identifiers into dense integer ids.
+//!
+//! Dense ids let stock and locations live in flat vectors indexed by id. The lookup map
+//! is never iterated, so its hasher's random seed cannot leak into state or output.
+
+use std::collections::HashMap;
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Dense id of a SKU, in order of first appearance.
+pub type SkuId = u32;
+/// Dense id of a location, in order of creation.
+pub type LocationId = u32;
+/// Engine-assigned id of a hold; sequential from 1.
+pub type HoldId = u64;
+
+/// A two-way map between strings and dense ids; ids are assigned in insertion order.
+#[derive(Debug, Clone, Default)]
+pub struct Interner {
+    ids: FastMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// Returns the id of `name`, assigning the next one if it is new.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = u32::try_from(self.names.len()).expect("interner ids fit in u32 (bounded by SKUS_MAX)");
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn names(&self) -> &[Box<str>] {
+        &self.names
+    }
+
+    /// Rebuilds an interner from names in id order (snapshot load).
+    pub fn from_names(names: Vec<Box<str>>) -> Interner {
+        let ids = names
+            .iter()
+            .enumerate()
+            .map(|(id, name)| (name.clone(), id as u32))
+            .collect();
+        Interner { ids, names }
+    }
+}
+
+/// 64-bit FNV-1a: a stable, seedless hash for fingerprints and digests that are stored in
+/// snapshots, so they must not change between runs or builds.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Stable fingerprint of any hashable value.
+pub fn fingerprint<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = Fnv64::default();
+    value.hash(&mut hasher);
+    hasher.finish()
+}

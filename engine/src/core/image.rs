@@ -1,0 +1,86 @@
+//! The canonical image of the state: what a snapshot stores.
+//!
+//! Every table is written in a fixed order (ids ascending, queues oldest first), never in
+//! hash-map order, so two states that mean the same thing have the same bytes and the
+//! same digest. Derived indexes (the interners' maps, the expiry wheel) are left out and
+//! rebuilt on load.
+
+use serde::{Deserialize, Serialize};
+
+use super::command::LocationSpec;
+use super::hold::{Hold, HoldTable};
+use super::idempotency::{IdempotencyEntry, IdempotencyTable};
+use super::ids::{HoldId, Interner};
+use super::outcome::HoldState;
+use super::state::{Counters, State};
+use super::stock::{SkuStock, StockTable};
+
+/// Borrowed image, for writing without copying the tables.
+#[derive(Serialize)]
+pub struct ImageRef<'a> {
+    last_applied_ms: u64,
+    skus: &'a [Box<str>],
+    stock: &'a [SkuStock],
+    locations: &'a [LocationSpec],
+    next_hold_id: HoldId,
+    holds: Vec<&'a Hold>,
+    resolved: Vec<(u64, HoldId)>,
+    idempotency: Vec<(&'a str, &'a IdempotencyEntry)>,
+    counters: Counters,
+}
+
+/// Owned image, as read back; field for field the same shape as [`ImageRef`].
+#[derive(Deserialize)]
+pub struct Image {
+    last_applied_ms: u64,
+    skus: Vec<Box<str>>,
+    stock: Vec<SkuStock>,
+    locations: Vec<LocationSpec>,
+    next_hold_id: HoldId,
+    holds: Vec<Hold>,
+    resolved: Vec<(u64, HoldId)>,
+    idempotency: Vec<(String, IdempotencyEntry)>,
+    counters: Counters,
+}
+
+impl State {
+    pub fn image(&self) -> ImageRef<'_> {
+        let mut holds: Vec<&Hold> = self.holds.holds.values().collect();
+        holds.sort_unstable_by_key(|hold| hold.id);
+        ImageRef {
+            last_applied_ms: self.last_applied_ms,
+            skus: self.skus.names(),
+            stock: &self.stock.skus,
+            locations: &self.locations,
+            next_hold_id: self.holds.next_id,
+            holds,
+            resolved: self.holds.resolved.iter().copied().collect(),
+            idempotency: self.idempotency.iter_in_order().collect(),
+            counters: self.counters,
+        }
+    }
+
+    /// Rebuilds a state from its image, with the derived indexes.
+    pub fn from_image(image: Image) -> State {
+        let mut holds = HoldTable { next_id: image.next_hold_id, ..HoldTable::default() };
+        for hold in image.holds {
+            if hold.state == HoldState::Held {
+                holds.expiry.insert(hold.id, hold.expires_at_ms);
+            }
+            holds.holds.insert(hold.id, hold);
+        }
+        holds.resolved = image.resolved.into_iter().collect();
+        let location_codes =
+            Interner::from_names(image.locations.iter().map(|spec| spec.code.as_str().into()).collect());
+        State {
+            last_applied_ms: image.last_applied_ms,
+            skus: Interner::from_names(image.skus),
+            stock: StockTable { skus: image.stock },
+            location_codes,
+            locations: image.locations,
+            holds,
+            idempotency: IdempotencyTable::from_ordered(image.idempotency),
+            counters: image.counters,
+        }
+    }
+}

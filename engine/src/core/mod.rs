@@ -1,0 +1,32 @@
+//! The pure core: model, commands, `apply`, expiry and queries.
+//!
+//! Nothing in this module does I/O, reads a clock, draws a random number or imports
+//! tokio, quinn or `std::time`: time is passed in with each command. That is what makes
+//! replay exact and the core testable on its own (as quinn-proto beside quinn).
+
+pub mod command;
+pub mod hold;
+pub mod idempotency;
+pub mod ids;
+pub mod image;
+pub mod limits;
+pub mod outcome;
+pub mod state;
+pub mod stock;
+
+mod apply_hold;
+mod apply_location;
+mod apply_stock;
+mod query;
+mod validate;
+
+pub use command::{Command, LineRequest, LocationKind, LocationSpec, Query, Request, ShippingCost};
+pub use ids::{HoldId, fingerprint};
+pub use outcome::{
+    CellView, EngineError, HoldLineView, HoldState, HoldView, LocationView, Outcome, Reply,
+    Resolution,
+};
+pub use state::{Applied, Counters, State};
+
+#[cfg(test)]
+mod tests;

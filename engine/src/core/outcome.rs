@@ -1,0 +1,145 @@
+//! What applying a command or answering a query returns: replies and typed errors.
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{LocationKind, ShippingCost};
+use super::ids::HoldId;
+
+/// The answer to one command or query.
+pub type Outcome = Result<Reply, EngineError>;
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Location(LocationView),
+    Locations(Vec<LocationView>),
+    Cell(CellView),
+    Cells(Vec<CellView>),
+    Transferred { from: CellView, to: CellView },
+    /// A new hold; kept small because it is the hot path's answer.
+    HoldPlaced { hold: HoldId, expires_at_ms: u64 },
+    HoldExtended { hold: HoldId, expires_at_ms: u64 },
+    /// Some or all of a hold released; `units_held` is what it still holds.
+    HoldReleased { hold: HoldId, state: HoldState, units_held: u64 },
+    HoldCommitted { hold: HoldId },
+    Hold(HoldView),
+    Ticked { expired: u32 },
+}
+
+/// A typed error: the wire maps each variant to an error code (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EngineError {
+    /// The request is malformed or breaks a limit; the message says which.
+    InvalidArgument(String),
+    /// A named SKU, location or hold does not exist.
+    NotFound(String),
+    /// Line `line` (0-based, after summing lines that hit the same cell) asked for more
+    /// than the cell had available.
+    InsufficientStock { line: u32, available: i64 },
+    /// The hold was already resolved; `how` says which way.
+    AlreadyResolved { how: Resolution },
+    /// The idempotency key was used before with a different request.
+    IdempotencyConflict,
+    /// A cycle count's expected quantity no longer matches `on_hand`.
+    CompareFailed { actual: u32 },
+    /// A memory limit is reached; nothing was applied, and a retry later may succeed.
+    Overloaded(String),
+    /// The engine is not taking requests (stopped, or failed on storage).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineError::InvalidArgument(message) => write!(f, "invalid argument: {message}"),
+            EngineError::NotFound(what) => write!(f, "not found: {what}"),
+            EngineError::InsufficientStock { line, available } => {
+                write!(f, "insufficient stock on line {line}: {available} available")
+            }
+            EngineError::AlreadyResolved { how } => write!(f, "hold already {how}"),
+            EngineError::IdempotencyConflict => {
+                write!(f, "idempotency key already used with a different request")
+            }
+            EngineError::CompareFailed { actual } => {
+                write!(f, "on_hand is {actual}, not the expected quantity")
+            }
+            EngineError::Overloaded(why) => write!(f, "overloaded: {why}"),
+            EngineError::Unavailable(why) => write!(f, "unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// How a hold was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Resolution {
+    Committed,
+    Released,
+    Expired,
+}
+
+impl std::fmt::Display for Resolution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Resolution::Committed => "committed",
+            Resolution::Released => "released",
+            Resolution::Expired => "expired",
+        })
+    }
+}
+
+/// A hold's lifecycle: `held → committed | released | expired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HoldState {
+    Held,
+    Resolved(Resolution),
+}
+
+/// One stock cell as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellView {
+    pub sku: String,
+    pub location: String,
+    pub on_hand: u32,
+    pub held: u32,
+    pub allocated: u32,
+    pub safety_stock: u32,
+    /// `on_hand − held − allocated − safety_stock`; negative means the cell is short.
+    pub available: i64,
+}
+
+/// One hold as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldView {
+    pub hold: HoldId,
+    pub state: HoldState,
+    pub lines: Vec<HoldLineView>,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub resolved_at_ms: Option<u64>,
+    pub order_number: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldLineView {
+    pub sku: String,
+    pub location: String,
+    pub quantity: u32,
+}
+
+/// One location as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationView {
+    pub code: String,
+    pub name: String,
+    pub kind: LocationKind,
+    pub latitude_e6: i32,
+    pub longitude_e6: i32,
+    pub ships: bool,
+    pub pickup: bool,
+    pub daily_capacity: u32,
+    pub shipping_cost: ShippingCost,
+    pub priority: u32,
+    pub active: bool,
+}

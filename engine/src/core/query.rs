@@ -1,0 +1,108 @@
+//! Answers to queries, and the client-facing views of cells, holds and locations.
+
+use super::command::Query;
+use super::hold::Hold;
+use super::ids::{HoldId, LocationId, SkuId};
+use super::outcome::{
+    CellView, EngineError, HoldLineView, HoldView, LocationView, Outcome, Reply,
+};
+use super::state::State;
+
+impl State {
+    /// Answers a query from the current state; changes nothing.
+    pub fn query(&self, query: &Query) -> Outcome {
+        match query {
+            Query::Cell { sku, location } => {
+                let sku_id = self.sku_id(sku)?;
+                let location_id = self.location_id(location)?;
+                Ok(Reply::Cell(self.cell_view(sku_id, location_id)))
+            }
+            Query::SkuStock { sku } => {
+                let sku_id = self.sku_id(sku)?;
+                let mut cells: Vec<CellView> = self.stock.skus[sku_id as usize]
+                    .cells
+                    .iter()
+                    .map(|cell| self.cell_view(sku_id, cell.location))
+                    .collect();
+                cells.sort_by(|a, b| a.location.cmp(&b.location));
+                Ok(Reply::Cells(cells))
+            }
+            Query::Hold { hold } => self.hold_view(*hold).map(Reply::Hold),
+            Query::Location { location } => {
+                Ok(Reply::Location(self.location_view(self.location_id(location)?)))
+            }
+            Query::Locations => {
+                let mut locations: Vec<LocationView> =
+                    (0..self.locations.len() as u32).map(|id| self.location_view(id)).collect();
+                locations.sort_by(|a, b| a.code.cmp(&b.code));
+                Ok(Reply::Locations(locations))
+            }
+            Query::Shortages => Ok(Reply::Cells(self.shortages())),
+        }
+    }
+
+    fn shortages(&self) -> Vec<CellView> {
+        let mut short = Vec::new();
+        for (sku_id, stock) in self.stock.skus.iter().enumerate() {
+            for cell in stock.cells.iter().filter(|cell| cell.available() < 0) {
+                short.push(self.cell_view(sku_id as SkuId, cell.location));
+            }
+        }
+        short.sort_by(|a, b| (&a.sku, &a.location).cmp(&(&b.sku, &b.location)));
+        short
+    }
+
+    /// A cell's counters; a cell that was never touched reads as all zeros.
+    pub(crate) fn cell_view(&self, sku: SkuId, location: LocationId) -> CellView {
+        let cell = self.stock.cell(sku, location).copied().unwrap_or_default();
+        CellView {
+            sku: self.skus.name(sku).to_owned(),
+            location: self.location_codes.name(location).to_owned(),
+            on_hand: cell.on_hand,
+            held: cell.held,
+            allocated: cell.allocated,
+            safety_stock: cell.safety_stock,
+            available: cell.available(),
+        }
+    }
+
+    pub(crate) fn location_view(&self, id: LocationId) -> LocationView {
+        let spec = &self.locations[id as usize];
+        LocationView {
+            code: spec.code.clone(),
+            name: spec.name.clone(),
+            kind: spec.kind,
+            latitude_e6: spec.latitude_e6,
+            longitude_e6: spec.longitude_e6,
+            ships: spec.ships,
+            pickup: spec.pickup,
+            daily_capacity: spec.daily_capacity,
+            shipping_cost: spec.shipping_cost.clone(),
+            priority: spec.priority,
+            active: spec.active,
+        }
+    }
+
+    fn hold_view(&self, id: HoldId) -> Result<HoldView, EngineError> {
+        let hold: &Hold =
+            self.holds.holds.get(&id).ok_or_else(|| EngineError::NotFound(format!("hold {id}")))?;
+        let lines = hold
+            .lines
+            .iter()
+            .map(|line| HoldLineView {
+                sku: self.skus.name(line.sku).to_owned(),
+                location: self.location_codes.name(line.location).to_owned(),
+                quantity: line.quantity,
+            })
+            .collect();
+        Ok(HoldView {
+            hold: hold.id,
+            state: hold.state,
+            lines,
+            created_at_ms: hold.created_at_ms,
+            expires_at_ms: hold.expires_at_ms,
+            resolved_at_ms: hold.resolved_at_ms,
+            order_number: hold.order_number.as_deref().map(str::to_owned),
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! The engine state and `apply`: the pure, deterministic heart of allot.
+//!
+//! `State::apply` takes a logged request and the engine time of its batch; it reads no
+//! clock, does no I/O, uses no randomness and never depends on hash-map iteration order,
+//! so replaying the log rebuilds the same state byte for byte.
+//!
+//! Rule every handler follows: validate everything first, mutate only once nothing can
+//! fail. A request that fails therefore changes nothing and need not be logged.
+
+use super::command::{Command, LocationSpec, Request};
+use super::hold::HoldTable;
+use super::idempotency::{IdempotencyTable, Seen};
+use super::ids::{Interner, fingerprint};
+use super::limits::{
+    HOLD_RESOLVED_RETENTION_MS, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_KEYS_MAX,
+    IDEMPOTENCY_RETENTION_MS,
+};
+use super::outcome::{EngineError, HoldState, Outcome, Reply};
+use super::stock::StockTable;
+
+/// Running totals kept for KPIs; part of the state, so they survive restarts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counters {
+    pub holds_placed: u64,
+    pub holds_committed: u64,
+    pub holds_released: u64,
+    pub holds_expired: u64,
+}
+
+/// Everything the engine knows.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// Engine time of the last request that changed the state.
+    pub(crate) last_applied_ms: u64,
+    pub(crate) skus: Interner,
+    pub(crate) stock: StockTable,
+    pub(crate) location_codes: Interner,
+    pub(crate) locations: Vec<LocationSpec>,
+    pub(crate) holds: HoldTable,
+    pub(crate) idempotency: IdempotencyTable,
+    pub(crate) counters: Counters,
+}
+
+/// The result of applying one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub outcome: Outcome,
+    /// Whether the state changed, and so whether the request must be logged.
+    pub changed: bool,
+}
+
+impl State {
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// Applies one request at engine time `now_ms`.
+    pub fn apply(&mut self, request: &Request, now_ms: u64) -> Applied {
+        assert!(now_ms >= self.last_applied_ms, "engine time never goes back");
+        let Some(key) = request.idempotency_key.as_deref() else {
+            return self.apply_command(&request.command, now_ms);
+        };
+        if let Err(error) = check_idempotency_key(key, &request.command) {
+            return Applied { outcome: Err(error), changed: false };
+        }
+        let command_fingerprint = fingerprint(&request.command);
+        match self.idempotency.check(key, command_fingerprint) {
+            Seen::Same(reply) => return Applied { outcome: Ok(reply.clone()), changed: false },
+            Seen::Different => {
+                return Applied { outcome: Err(EngineError::IdempotencyConflict), changed: false };
+            }
+            Seen::New => {}
+        }
+        if self.idempotency.len() >= IDEMPOTENCY_KEYS_MAX {
+            let error = EngineError::Overloaded("idempotency key table is full".into());
+            return Applied { outcome: Err(error), changed: false };
+        }
+        let applied = self.apply_command(&request.command, now_ms);
+        if let Ok(reply) = &applied.outcome {
+            self.idempotency.record(key, command_fingerprint, reply.clone(), now_ms);
+        }
+        applied
+    }
+
+    fn apply_command(&mut self, command: &Command, now_ms: u64) -> Applied {
+        let outcome = self.execute(command, now_ms);
+        let changed = outcome.is_ok();
+        if changed {
+            self.last_applied_ms = now_ms;
+        }
+        Applied { outcome, changed }
+    }
+
+    fn execute(&mut self, command: &Command, now_ms: u64) -> Outcome {
+        match command {
+            Command::UpsertLocation(spec) => self.upsert_location(spec),
+            Command::DeactivateLocation { location } => self.deactivate_location(location),
+            Command::Receive { sku, location, quantity } => self.receive(sku, location, *quantity),
+            Command::Adjust { sku, location, delta, reason } => {
+                self.adjust(sku, location, *delta, reason)
+            }
+            Command::CycleCount { sku, location, expected, counted } => {
+                self.cycle_count(sku, location, *expected, *counted)
+            }
+            Command::SetSafetyStock { sku, location, quantity } => {
+                self.set_safety_stock(sku, location, *quantity)
+            }
+            Command::Transfer { sku, from, to, quantity } => {
+                self.transfer(sku, from, to, *quantity)
+            }
+            Command::Reserve { lines, ttl_ms } => self.reserve(lines, *ttl_ms, now_ms),
+            Command::ExtendHold { hold, ttl_ms } => self.extend_hold(*hold, *ttl_ms, now_ms),
+            Command::ReleaseHold { hold, lines } => self.release_hold(*hold, lines, now_ms),
+            Command::CommitHold { hold, order_number } => {
+                self.commit_hold(*hold, order_number, now_ms)
+            }
+            Command::Tick => Ok(self.tick(now_ms)),
+        }
+    }
+
+    /// Expires due holds and forgets records past their retention.
+    fn tick(&mut self, now_ms: u64) -> Reply {
+        let mut due = self.holds.expiry.take_due(now_ms);
+        // An extended hold can sit in several due buckets; sorting makes the order
+        // canonical whatever the wheel's history.
+        due.sort_unstable();
+        due.dedup();
+        let mut expired = 0;
+        for id in due {
+            let is_due = self
+                .holds
+                .holds
+                .get(&id)
+                .is_some_and(|hold| hold.state == HoldState::Held && hold.expires_at_ms <= now_ms);
+            if is_due {
+                self.expire_hold(id, now_ms);
+                expired += 1;
+            }
+        }
+        self.holds.forget_resolved_until(now_ms.saturating_sub(HOLD_RESOLVED_RETENTION_MS));
+        self.idempotency.forget_until(now_ms.saturating_sub(IDEMPOTENCY_RETENTION_MS));
+        Reply::Ticked { expired }
+    }
+
+    /// The engine time at which a `Tick` has work to do, if any. The sequencer logs a
+    /// tick once its clock reaches this.
+    pub fn next_tick_due_ms(&self) -> Option<u64> {
+        let expiry = self.holds.expiry.next_due_ms();
+        let resolved = (self.holds.resolved.front())
+            .map(|(at, _)| at.saturating_add(HOLD_RESOLVED_RETENTION_MS + 1));
+        let keys = (self.idempotency.oldest_recorded_at_ms())
+            .map(|at| at.saturating_add(IDEMPOTENCY_RETENTION_MS + 1));
+        [expiry, resolved, keys].into_iter().flatten().min()
+    }
+
+    pub fn last_applied_ms(&self) -> u64 {
+        self.last_applied_ms
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn hold_count(&self) -> usize {
+        self.holds.holds.len()
+    }
+
+    pub fn cell_count(&self) -> usize {
+        self.stock.cell_count()
+    }
+
+    /// Checks the invariants that tie the tables together; a failure names the first
+    /// broken one. Tests call it after every step; it is O(state).
+    pub fn audit(&self) -> Result<(), String> {
+        let mut held = std::collections::BTreeMap::<(u32, u32), u64>::new();
+        for hold in self.holds.holds.values() {
+            if hold.state == HoldState::Held {
+                for line in &hold.lines {
+                    *held.entry((line.sku, line.location)).or_default() += u64::from(line.quantity);
+                }
+            }
+        }
+        for (sku, stock) in self.stock.skus.iter().enumerate() {
+            for pair in stock.cells.windows(2) {
+                if pair[0].location >= pair[1].location {
+                    return Err(format!("cells of sku {sku} are not sorted by location"));
+                }
+            }
+            for cell in &stock.cells {
+                let expected = held.remove(&(sku as u32, cell.location)).unwrap_or(0);
+                if u64::from(cell.held) != expected {
+                    return Err(format!(
+                        "cell ({}, {}) holds {} but its live holds sum to {expected}",
+                        self.skus.name(sku as u32),
+                        self.location_codes.name(cell.location),
+                        cell.held
+                    ));
+                }
+            }
+        }
+        if let Some(((sku, location), quantity)) = held.into_iter().next() {
+            return Err(format!("holds of {quantity} at missing cell ({sku}, {location})"));
+        }
+        Ok(())
+    }
+}
+
+fn check_idempotency_key(key: &str, command: &Command) -> Result<(), EngineError> {
+    if matches!(command, Command::Tick) {
+        return Err(EngineError::InvalidArgument("a tick carries no idempotency key".into()));
+    }
+    super::validate::text("idempotency key", key, IDEMPOTENCY_KEY_BYTES_MAX)
+}
