@@ -1,18 +1,23 @@
 //! Handlers for cart holds: reserve, extend, release (all or part), commit, expire.
 
+use super::command::LineRequest;
 use super::hold::{Hold, HoldLine};
 use super::ids::HoldId;
 use super::limits::{
     HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX, HOLD_TTL_MS_MIN, HOLDS_MAX, LINES_PER_HOLD_MAX,
     ORDER_NUMBER_BYTES_MAX,
 };
-use super::command::LineRequest;
 use super::outcome::{EngineError, HoldState, Outcome, Reply, Resolution};
 use super::state::State;
 use super::validate::{invalid, quantity, text};
 
 impl State {
-    pub(crate) fn reserve(&mut self, lines: &[LineRequest], ttl_ms: Option<u64>, now_ms: u64) -> Outcome {
+    pub(crate) fn reserve(
+        &mut self,
+        lines: &[LineRequest],
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Outcome {
         let ttl_ms = check_ttl(ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT))?;
         if self.holds.holds.len() >= HOLDS_MAX {
             return Err(EngineError::Overloaded(format!("{HOLDS_MAX} holds in memory")));
@@ -27,7 +32,8 @@ impl State {
             debug_assert!(index < LINES_PER_HOLD_MAX);
         }
         for line in &merged {
-            self.stock.cell_mut(line.sku, line.location).expect("checked above").held += line.quantity;
+            self.stock.cell_mut(line.sku, line.location).expect("checked above").held +=
+                line.quantity;
         }
         let id = self.holds.next_id;
         self.holds.next_id += 1;
@@ -56,7 +62,12 @@ impl State {
         Ok(Reply::HoldExtended { hold: id, expires_at_ms })
     }
 
-    pub(crate) fn release_hold(&mut self, id: HoldId, lines: &[LineRequest], now_ms: u64) -> Outcome {
+    pub(crate) fn release_hold(
+        &mut self,
+        id: HoldId,
+        lines: &[LineRequest],
+        now_ms: u64,
+    ) -> Outcome {
         let hold = self.live_hold(id, now_ms)?;
         let units_held = hold.units();
         let releases = self.releases_for(hold, lines)?;
@@ -103,7 +114,8 @@ impl State {
     fn free_hold(&mut self, id: HoldId, how: Resolution, now_ms: u64) {
         let hold = &self.holds.holds[&id];
         for line in &hold.lines {
-            self.stock.cell_mut(line.sku, line.location).expect("held cell exists").held -= line.quantity;
+            self.stock.cell_mut(line.sku, line.location).expect("held cell exists").held -=
+                line.quantity;
         }
         self.holds.resolve(id, how, now_ms);
     }
@@ -111,7 +123,8 @@ impl State {
     /// A hold that can still be changed; a resolved one (or one past its deadline that
     /// the next tick will expire) answers precisely how it ended.
     fn live_hold(&self, id: HoldId, now_ms: u64) -> Result<&Hold, EngineError> {
-        let hold = (self.holds.holds.get(&id)).ok_or_else(|| EngineError::NotFound(format!("hold {id}")))?;
+        let hold = (self.holds.holds.get(&id))
+            .ok_or_else(|| EngineError::NotFound(format!("hold {id}")))?;
         if let Some(how) = hold.resolution() {
             return Err(EngineError::AlreadyResolved { how });
         }
@@ -157,7 +170,11 @@ impl State {
 
     /// For a partial release: (hold line index, units) per request line, checked against
     /// what each hold line holds. Empty `lines` means everything.
-    fn releases_for(&self, hold: &Hold, lines: &[LineRequest]) -> Result<Vec<(usize, u32)>, EngineError> {
+    fn releases_for(
+        &self,
+        hold: &Hold,
+        lines: &[LineRequest],
+    ) -> Result<Vec<(usize, u32)>, EngineError> {
         if lines.len() > LINES_PER_HOLD_MAX {
             return Err(invalid(format!("{} lines, over {LINES_PER_HOLD_MAX}", lines.len())));
         }
@@ -170,7 +187,12 @@ impl State {
                 .lines
                 .iter()
                 .position(|held| held.sku == sku && held.location == location)
-                .ok_or_else(|| invalid(format!("hold {} has no line {} at {}", hold.id, line.sku, line.location)))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "hold {} has no line {} at {}",
+                        hold.id, line.sku, line.location
+                    ))
+                })?;
             match releases.iter_mut().find(|(existing, _)| *existing == index) {
                 Some((_, units)) => *units += line.quantity,
                 None => releases.push((index, line.quantity)),
@@ -179,7 +201,9 @@ impl State {
         for (index, units) in &releases {
             let held = hold.lines[*index].quantity;
             if *units > held {
-                return Err(invalid(format!("releasing {units} units of a line that holds {held}")));
+                return Err(invalid(format!(
+                    "releasing {units} units of a line that holds {held}"
+                )));
             }
         }
         Ok(releases)

@@ -12,25 +12,41 @@ impl State {
         quantity("quantity", units)?;
         let (sku_id, location_id) = self.cell_key_or_new(sku, location)?;
         let on_hand = self.on_hand(sku_id, location_id);
-        let new_on_hand = level("on_hand after the receipt", u64::from(on_hand) + u64::from(units))?;
+        let new_on_hand =
+            level("on_hand after the receipt", u64::from(on_hand) + u64::from(units))?;
         self.set_on_hand(sku, location_id, new_on_hand)
     }
 
-    pub(crate) fn adjust(&mut self, sku: &str, location: &str, delta: i64, reason: &str) -> Outcome {
+    pub(crate) fn adjust(
+        &mut self,
+        sku: &str,
+        location: &str,
+        delta: i64,
+        reason: &str,
+    ) -> Outcome {
         if delta == 0 {
             return Err(invalid("adjustment delta is zero"));
         }
         text("reason", reason, REASON_BYTES_MAX)?;
         let (sku_id, location_id) = self.cell_key_or_new(sku, location)?;
         let on_hand = i64::from(self.on_hand(sku_id, location_id));
-        let new_on_hand = on_hand.checked_add(delta).filter(|value| *value >= 0).ok_or_else(|| {
-            invalid(format!("on_hand is {on_hand}; an adjustment of {delta} would make it negative"))
-        })?;
+        let new_on_hand =
+            on_hand.checked_add(delta).filter(|value| *value >= 0).ok_or_else(|| {
+                invalid(format!(
+                    "on_hand is {on_hand}; an adjustment of {delta} would make it negative"
+                ))
+            })?;
         let new_on_hand = level("on_hand after the adjustment", new_on_hand as u64)?;
         self.set_on_hand(sku, location_id, new_on_hand)
     }
 
-    pub(crate) fn cycle_count(&mut self, sku: &str, location: &str, expected: u32, counted: u32) -> Outcome {
+    pub(crate) fn cycle_count(
+        &mut self,
+        sku: &str,
+        location: &str,
+        expected: u32,
+        counted: u32,
+    ) -> Outcome {
         level("counted", u64::from(counted))?;
         let (sku_id, location_id) = self.cell_key_or_new(sku, location)?;
         let actual = self.on_hand(sku_id, location_id);
@@ -77,7 +93,11 @@ impl State {
     /// Checks that a cell may be created: the location exists and the SKU is valid and
     /// fits. Returns the SKU's id if it is known already (`u32::MAX` if not), so callers
     /// can read the current level without interning anything yet.
-    fn cell_key_or_new(&self, sku: &str, location: &str) -> Result<(SkuId, LocationId), EngineError> {
+    fn cell_key_or_new(
+        &self,
+        sku: &str,
+        location: &str,
+    ) -> Result<(SkuId, LocationId), EngineError> {
         text("sku", sku, SKU_BYTES_MAX)?;
         let location_id = self.location_id(location)?;
         match self.skus.get(sku) {

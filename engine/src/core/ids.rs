@@ -31,7 +31,8 @@ impl Interner {
         if let Some(id) = self.ids.get(name) {
             return *id;
         }
-        let id = u32::try_from(self.names.len()).expect("interner ids fit in u32 (bounded by SKUS_MAX)");
+        let id =
+            u32::try_from(self.names.len()).expect("interner ids fit in u32 (bounded by SKUS_MAX)");
         self.names.push(name.into());
         self.ids.insert(name.into(), id);
         id
@@ -55,11 +56,7 @@ impl Interner {
 
     /// Rebuilds an interner from names in id order (snapshot load).
     pub fn from_names(names: Vec<Box<str>>) -> Interner {
-        let ids = names
-            .iter()
-            .enumerate()
-            .map(|(id, name)| (name.clone(), id as u32))
-            .collect();
+        let ids = names.iter().enumerate().map(|(id, name)| (name.clone(), id as u32)).collect();
         Interner { ids, names }
     }
 }

@@ -70,8 +70,9 @@ impl State {
             holds.holds.insert(hold.id, hold);
         }
         holds.resolved = image.resolved.into_iter().collect();
-        let location_codes =
-            Interner::from_names(image.locations.iter().map(|spec| spec.code.as_str().into()).collect());
+        let location_codes = Interner::from_names(
+            image.locations.iter().map(|spec| spec.code.as_str().into()).collect(),
+        );
         State {
             last_applied_ms: image.last_applied_ms,
             skus: Interner::from_names(image.skus),

@@ -15,15 +15,32 @@ pub enum Reply {
     Locations(Vec<LocationView>),
     Cell(CellView),
     Cells(Vec<CellView>),
-    Transferred { from: CellView, to: CellView },
+    Transferred {
+        from: CellView,
+        to: CellView,
+    },
     /// A new hold; kept small because it is the hot path's answer.
-    HoldPlaced { hold: HoldId, expires_at_ms: u64 },
-    HoldExtended { hold: HoldId, expires_at_ms: u64 },
+    HoldPlaced {
+        hold: HoldId,
+        expires_at_ms: u64,
+    },
+    HoldExtended {
+        hold: HoldId,
+        expires_at_ms: u64,
+    },
     /// Some or all of a hold released; `units_held` is what it still holds.
-    HoldReleased { hold: HoldId, state: HoldState, units_held: u64 },
-    HoldCommitted { hold: HoldId },
+    HoldReleased {
+        hold: HoldId,
+        state: HoldState,
+        units_held: u64,
+    },
+    HoldCommitted {
+        hold: HoldId,
+    },
     Hold(HoldView),
-    Ticked { expired: u32 },
+    Ticked {
+        expired: u32,
+    },
 }
 
 /// A typed error: the wire maps each variant to an error code (DESIGN §4).

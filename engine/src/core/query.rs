@@ -3,9 +3,7 @@
 use super::command::Query;
 use super::hold::Hold;
 use super::ids::{HoldId, LocationId, SkuId};
-use super::outcome::{
-    CellView, EngineError, HoldLineView, HoldView, LocationView, Outcome, Reply,
-};
+use super::outcome::{CellView, EngineError, HoldLineView, HoldView, LocationView, Outcome, Reply};
 use super::state::State;
 
 impl State {

@@ -127,11 +127,10 @@ impl State {
         due.dedup();
         let mut expired = 0;
         for id in due {
-            let is_due = self
-                .holds
-                .holds
-                .get(&id)
-                .is_some_and(|hold| hold.state == HoldState::Held && hold.expires_at_ms <= now_ms);
+            let is_due =
+                self.holds.holds.get(&id).is_some_and(|hold| {
+                    hold.state == HoldState::Held && hold.expires_at_ms <= now_ms
+                });
             if is_due {
                 self.expire_hold(id, now_ms);
                 expired += 1;
