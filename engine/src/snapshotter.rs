@@ -37,12 +37,15 @@ pub(crate) struct Snapshotter {
     /// Records between automatic snapshots; zero turns them off.
     pub snapshot_every_records: u64,
     pub snapshot_on_stop: bool,
+    /// Records replayed at start that no snapshot covers yet: after a crash loop they
+    /// count toward the next snapshot, so recovery time stays bounded.
+    pub records_unsnapshotted: u64,
     pub inbox: Receiver<ShadowMessage>,
 }
 
 impl Snapshotter {
     pub fn run(mut self) {
-        let mut records_since_snapshot = 0u64;
+        let mut records_since_snapshot = self.records_unsnapshotted;
         let mut snapshot_position = self.position;
         while let Ok(message) = self.inbox.recv() {
             match message {
