@@ -1,0 +1,21 @@
+//! allot's durable files: the write-ahead log (segments, group commit), snapshot files,
+//! recovery of a data directory, and a fault-injecting storage for tests.
+//!
+//! The byte layouts, the fsync order and the recovery rules are specified in
+//! `docs/storage.md`.
+
+pub mod error;
+mod files;
+pub mod recovery;
+pub mod snapshot;
+pub mod storage;
+pub mod wal;
+
+pub use error::{RecordError, RecoveryError, SnapshotError, StorageError};
+pub use recovery::{DataDir, LOCK_FILE_NAME, LoadedSnapshot, ReplayReport, TornTail};
+pub use snapshot::{SNAPSHOT_BODY_BYTES_MAX, SNAPSHOTS_KEPT, SnapshotStore};
+pub use storage::{FaultPlan, FaultyStorage, FsStorage, Storage, StorageFile};
+pub use wal::{
+    RECORD_PAYLOAD_BYTES_MAX, Record, SEGMENT_BYTES_TARGET_DEFAULT, WalWriter, decode_record,
+    encode_record,
+};
