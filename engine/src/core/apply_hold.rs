@@ -90,8 +90,8 @@ impl State {
     }
 
     pub(crate) fn commit_hold(&mut self, id: HoldId, order_number: &str, now_ms: u64) -> Outcome {
-        text("order number", order_number, ORDER_NUMBER_BYTES_MAX)?;
         self.live_hold(id, now_ms)?;
+        text("order number", order_number, ORDER_NUMBER_BYTES_MAX)?;
         let hold = self.holds.holds.get_mut(&id).expect("live");
         hold.order_number = Some(order_number.into());
         for line in &hold.lines {

@@ -35,6 +35,11 @@ impl State {
 
     /// The id of an existing location.
     pub(crate) fn location_id(&self, code: &str) -> Result<u32, EngineError> {
+        if code.len() > LOCATION_CODE_BYTES_MAX {
+            let message =
+                format!("location code is {} bytes, over {LOCATION_CODE_BYTES_MAX}", code.len());
+            return Err(invalid(message));
+        }
         self.location_codes
             .get(code)
             .ok_or_else(|| EngineError::NotFound(format!("location {code}")))

@@ -87,6 +87,9 @@ impl State {
 
     /// The id of a SKU the engine has seen.
     pub(crate) fn sku_id(&self, sku: &str) -> Result<SkuId, EngineError> {
+        if sku.len() > SKU_BYTES_MAX {
+            return Err(invalid(format!("sku is {} bytes, over {SKU_BYTES_MAX}", sku.len())));
+        }
         self.skus.get(sku).ok_or_else(|| EngineError::NotFound(format!("sku {sku}")))
     }
 

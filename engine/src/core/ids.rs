@@ -83,6 +83,44 @@ impl std::hash::Hasher for Fnv64 {
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
+
+    // Integers are hashed little endian and lengths and enum discriminants at 64 bits,
+    // so a fingerprint stored in a snapshot means the same on every platform.
+    fn write_u16(&mut self, value: u16) {
+        self.write(&value.to_le_bytes());
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.write(&value.to_le_bytes());
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.write(&value.to_le_bytes());
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.write(&value.to_le_bytes());
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+
+    fn write_i16(&mut self, value: i16) {
+        self.write(&value.to_le_bytes());
+    }
+
+    fn write_i32(&mut self, value: i32) {
+        self.write(&value.to_le_bytes());
+    }
+
+    fn write_i64(&mut self, value: i64) {
+        self.write(&value.to_le_bytes());
+    }
+
+    fn write_isize(&mut self, value: isize) {
+        self.write_i64(value as i64);
+    }
 }
 
 /// Stable fingerprint of any hashable value.
@@ -91,4 +129,23 @@ pub fn fingerprint<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
     let mut hasher = Fnv64::default();
     value.hash(&mut hasher);
     hasher.finish()
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::fingerprint;
+    use crate::core::{Command, LineRequest};
+
+    /// Fingerprints are stored in snapshots: if this value changes, keys recorded before
+    /// an upgrade would read as conflicts after it.
+    #[test]
+    fn command_fingerprint_is_stable_across_builds() {
+        let command = Command::Reserve {
+            lines: vec![LineRequest { sku: "SKU-1".into(), location: "LDN".into(), quantity: 2 }],
+            ttl_ms: Some(60_000),
+        };
+        assert_eq!(fingerprint(&command), GOLDEN);
+    }
+
+    const GOLDEN: u64 = 8_305_356_288_154_976_633;
 }

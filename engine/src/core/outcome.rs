@@ -50,8 +50,8 @@ pub enum EngineError {
     InvalidArgument(String),
     /// A named SKU, location or hold does not exist.
     NotFound(String),
-    /// Line `line` (0-based, after summing lines that hit the same cell) asked for more
-    /// than the cell had available.
+    /// Request line `line` (0-based; the first line naming the cell) asked, together
+    /// with every other line on the same cell, for more than the cell had available.
     InsufficientStock { line: u32, available: i64 },
     /// The hold was already resolved; `how` says which way.
     AlreadyResolved { how: Resolution },

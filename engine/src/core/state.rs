@@ -12,7 +12,7 @@ use super::hold::HoldTable;
 use super::idempotency::{IdempotencyTable, Seen};
 use super::ids::{Interner, fingerprint};
 use super::limits::{
-    HOLD_RESOLVED_RETENTION_MS, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_KEYS_MAX,
+    EXPIRY_BUCKET_MS, HOLD_RESOLVED_RETENTION_MS, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_KEYS_MAX,
     IDEMPOTENCY_RETENTION_MS,
 };
 use super::outcome::{EngineError, HoldState, Outcome, Reply};
@@ -127,17 +127,24 @@ impl State {
         due.dedup();
         let mut expired = 0;
         for id in due {
-            let is_due =
-                self.holds.holds.get(&id).is_some_and(|hold| {
-                    hold.state == HoldState::Held && hold.expires_at_ms <= now_ms
-                });
+            // Due only once the hold's own bucket has ended: the same rule a state
+            // rebuilt from a snapshot (whose wheel has no stale entries) applies.
+            let is_due = self.holds.holds.get(&id).is_some_and(|hold| {
+                hold.state == HoldState::Held && bucket_end_ms(hold.expires_at_ms) <= now_ms
+            });
             if is_due {
                 self.expire_hold(id, now_ms);
                 expired += 1;
             }
         }
-        self.holds.forget_resolved_until(now_ms.saturating_sub(HOLD_RESOLVED_RETENTION_MS));
-        self.idempotency.forget_until(now_ms.saturating_sub(IDEMPOTENCY_RETENTION_MS));
+        // Until a whole retention period has passed there is nothing to forget (a
+        // saturating cut-off of zero would drop what was recorded at time zero).
+        if let Some(cutoff_ms) = now_ms.checked_sub(HOLD_RESOLVED_RETENTION_MS) {
+            self.holds.forget_resolved_until(cutoff_ms);
+        }
+        if let Some(cutoff_ms) = now_ms.checked_sub(IDEMPOTENCY_RETENTION_MS) {
+            self.idempotency.forget_until(cutoff_ms);
+        }
         Reply::Ticked { expired }
     }
 
@@ -202,6 +209,11 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// When the expiry bucket holding `deadline_ms` ends.
+fn bucket_end_ms(deadline_ms: u64) -> u64 {
+    (deadline_ms / EXPIRY_BUCKET_MS + 1) * EXPIRY_BUCKET_MS
 }
 
 fn check_idempotency_key(key: &str, command: &Command) -> Result<(), EngineError> {
