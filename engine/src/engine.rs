@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use allot_snapshots::recovery::DataDir;
 use allot_snapshots::storage::{FsStorage, Storage};
 use allot_snapshots::wal::SEGMENT_BYTES_TARGET_DEFAULT;
+use allot_snapshots::{RecoveryError, StorageError, TornTail};
 use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
@@ -62,12 +63,14 @@ impl Default for EngineConfig {
 pub struct RecoveryReport {
     /// Position of the snapshot recovery started from, if any.
     pub snapshot_position: Option<u64>,
-    /// Log records replayed after it.
+    /// Newer snapshots that failed to verify and were renamed aside (`*.corrupt`).
+    pub snapshots_set_aside: Vec<PathBuf>,
+    /// Log records replayed after the snapshot.
     pub records_replayed: u64,
     /// Position of the last durable record.
     pub last_position: u64,
-    /// A torn write cut off the log's tail: the file and byte offset it was cut at.
-    pub torn_tail: Option<(PathBuf, u64)>,
+    /// A torn write cut off the log's tail: where, and how many bytes were dropped.
+    pub torn_tail: Option<TornTail>,
 }
 
 /// A handle to a running engine; clone it freely, one per thread or task.
@@ -79,34 +82,65 @@ pub struct Engine {
 struct Inner {
     ingress: Sender<Work>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Held until both threads have finished, so no other engine opens the directory
+    /// while a final snapshot or log trim is still being written.
+    locked_dir: Mutex<Option<DataDir>>,
     recovery: RecoveryReport,
     data_dir: PathBuf,
 }
 
 /// Why an engine could not open its data directory.
 #[derive(Debug)]
-pub struct OpenError(pub String);
+pub enum OpenError {
+    /// The directory is locked, a file is corrupt, the log has a gap, or a read failed:
+    /// the error names the file and byte offset.
+    Recovery(RecoveryError),
+    /// A verified snapshot or log record could not be decoded or applied.
+    Replay { path: PathBuf, message: String },
+    /// The log could not be opened for appending.
+    Storage(StorageError),
+    /// A thread could not be started.
+    Thread(String),
+}
 
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            OpenError::Recovery(error) => write!(f, "{error}"),
+            OpenError::Replay { path, message } => write!(f, "{}: {message}", path.display()),
+            OpenError::Storage(error) => write!(f, "{error}"),
+            OpenError::Thread(message) => f.write_str(message),
+        }
     }
 }
 
-impl std::error::Error for OpenError {}
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Recovery(error) => Some(error),
+            OpenError::Storage(error) => Some(error),
+            OpenError::Replay { .. } | OpenError::Thread(_) => None,
+        }
+    }
+}
+
+impl From<RecoveryError> for OpenError {
+    fn from(error: RecoveryError) -> Self {
+        OpenError::Recovery(error)
+    }
+}
 
 impl Engine {
     /// Locks `data_dir`, recovers the state from its snapshot and log, and starts the
     /// writer and snapshotter threads.
     pub fn open(data_dir: impl AsRef<Path>, config: EngineConfig) -> Result<Engine, OpenError> {
         let data_dir = data_dir.as_ref();
-        let dir = DataDir::open(config.storage.clone(), data_dir)
-            .map_err(|error| OpenError(error.to_string()))?;
+        let dir = DataDir::open(config.storage.clone(), data_dir)?;
         let Recovered { state, report } = recover(&dir)?;
         tracing::info!(?report, dir = %data_dir.display(), "recovered");
         let wal = dir
             .wal_writer(report.last_position + 1, config.segment_bytes_target)
-            .map_err(|error| OpenError(error.to_string()))?;
+            .map_err(OpenError::Storage)?;
         let (ingress, ingress_rx) = crossbeam_channel::bounded(config.ingress_queue_len_max);
         let (shadow, shadow_rx) = crossbeam_channel::bounded(SHADOW_BATCHES_QUEUED_MAX);
         let snapshotter = Snapshotter {
@@ -129,15 +163,11 @@ impl Engine {
             failure: None,
         };
         let snapshot_thread = spawn("allot-snapshotter", move || snapshotter.run())?;
-        // The writer owns the locked directory, so the lock lives exactly as long as the
-        // writer can append.
-        let writer_thread = spawn("allot-writer", move || {
-            sequencer.run();
-            drop(dir);
-        })?;
+        let writer_thread = spawn("allot-writer", move || sequencer.run())?;
         let inner = Inner {
             ingress,
             threads: Mutex::new(vec![writer_thread, snapshot_thread]),
+            locked_dir: Mutex::new(Some(dir)),
             recovery: report,
             data_dir: data_dir.to_owned(),
         };
@@ -233,6 +263,7 @@ impl Inner {
                 tracing::error!("an engine thread panicked");
             }
         }
+        drop(self.locked_dir.lock().unwrap_or_else(|poison| poison.into_inner()).take());
     }
 }
 
@@ -254,5 +285,5 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(body)
-        .map_err(|error| OpenError(format!("cannot start thread {name}: {error}")))
+        .map_err(|error| OpenError::Thread(format!("cannot start thread {name}: {error}")))
 }

@@ -33,7 +33,7 @@ pub fn rebuild_state(
     data_dir: &Path,
     from: ReplayFrom,
 ) -> Result<(State, RecoveryReport), OpenError> {
-    let dir = DataDir::open(storage, data_dir).map_err(|error| OpenError(error.to_string()))?;
+    let dir = DataDir::open(storage, data_dir)?;
     let recovered = match from {
         ReplayFrom::Snapshot => recover(&dir)?,
         ReplayFrom::WholeLog => replay_after(&dir, State::new(), None)?,
@@ -42,13 +42,16 @@ pub fn rebuild_state(
 }
 
 pub(crate) fn recover(dir: &DataDir) -> Result<Recovered, OpenError> {
-    let snapshot = dir.load_snapshot().map_err(|error| OpenError(error.to_string()))?;
-    let Some(snapshot) = snapshot else {
+    let Some(snapshot) = dir.load_snapshot()? else {
         return replay_after(dir, State::new(), None);
     };
     let state = codec::decode_state(&snapshot.body)
-        .map_err(|error| OpenError(format!("snapshot {}: {error}", snapshot.path.display())))?;
-    replay_after(dir, state, Some(snapshot.position))
+        .map_err(|message| OpenError::Replay { path: snapshot.path.clone(), message })?;
+    let mut recovered = replay_after(dir, state, Some(snapshot.position))?;
+    // Only once the older snapshot and the log after it have proved good are the newer,
+    // corrupt snapshots moved out of the way.
+    recovered.report.snapshots_set_aside = dir.set_aside_snapshots_above(snapshot.position)?;
+    Ok(recovered)
 }
 
 fn replay_after(
@@ -57,17 +60,16 @@ fn replay_after(
     snapshot_position: Option<u64>,
 ) -> Result<Recovered, OpenError> {
     let after = snapshot_position.unwrap_or(0);
-    let replay = dir
-        .replay(after, |record| replay_record(&mut state, record))
-        .map_err(|error| OpenError(error.to_string()))?;
+    let replay = dir.replay(after, |record| replay_record(&mut state, record))?;
     if let Some(torn) = &replay.torn_tail {
         tracing::warn!(path = %torn.path.display(), offset = torn.offset, "torn log tail truncated");
     }
     let report = RecoveryReport {
         snapshot_position,
+        snapshots_set_aside: Vec::new(),
         records_replayed: replay.records,
         last_position: replay.last_position.max(after),
-        torn_tail: replay.torn_tail.map(|torn| (torn.path, torn.offset)),
+        torn_tail: replay.torn_tail,
     };
     Ok(Recovered { state, report })
 }

@@ -206,7 +206,7 @@ impl Sequencer {
 
     /// After shutdown, answer anything still queued rather than leaving it hanging.
     fn drain_after_stop(&mut self) {
-        let _ = self.shadow.send(ShadowMessage::Stop);
+        let _ = self.shadow.send(ShadowMessage::Stop { final_snapshot: self.failure.is_none() });
         while let Ok(work) = self.ingress.try_recv() {
             refuse(work, "the engine is shutting down");
         }

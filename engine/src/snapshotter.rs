@@ -19,14 +19,12 @@ use crate::core::{EngineError, Request, State};
 pub(crate) enum ShadowMessage {
     /// A durable batch: its requests, all applied at `time_ms`, the first logged at
     /// `first_position`.
-    Batch {
-        first_position: u64,
-        time_ms: u64,
-        requests: Vec<Request>,
-    },
+    Batch { first_position: u64, time_ms: u64, requests: Vec<Request> },
     /// Write a snapshot now and answer with its log position.
     Snapshot(oneshot::Sender<Result<u64, EngineError>>),
-    Stop,
+    /// The writer has stopped; write a final snapshot only if `final_snapshot` (never
+    /// after a storage failure: fail-stop means nothing more is written).
+    Stop { final_snapshot: bool },
 }
 
 pub(crate) struct Snapshotter {
@@ -72,11 +70,14 @@ impl Snapshotter {
                     }
                     let _ = reply.send(written);
                 }
-                ShadowMessage::Stop => break,
+                ShadowMessage::Stop { final_snapshot } => {
+                    if final_snapshot && self.snapshot_on_stop && self.position > snapshot_position
+                    {
+                        let _ = self.write();
+                    }
+                    return;
+                }
             }
-        }
-        if self.snapshot_on_stop && self.position > snapshot_position {
-            let _ = self.write();
         }
     }
 

@@ -12,7 +12,9 @@ pub mod storage;
 pub mod wal;
 
 pub use error::{RecordError, RecoveryError, SnapshotError, StorageError};
-pub use recovery::{DataDir, LOCK_FILE_NAME, LoadedSnapshot, ReplayReport, TornTail};
+pub use recovery::{
+    CORRUPT_SNAPSHOT_SUFFIX, DataDir, LOCK_FILE_NAME, LoadedSnapshot, ReplayReport, TornTail,
+};
 pub use snapshot::{SNAPSHOT_BODY_BYTES_MAX, SNAPSHOTS_KEPT, SnapshotStore};
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, Storage, StorageFile};
 pub use wal::{

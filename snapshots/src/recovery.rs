@@ -17,6 +17,9 @@ use crate::wal::{
     Record, WalWriter, decode_record, find_record_after, list_segments, segment_file_name,
 };
 
+/// Appended to the name of a snapshot that failed to verify and was set aside.
+pub const CORRUPT_SNAPSHOT_SUFFIX: &str = ".corrupt";
+
 /// Name of the lock file in a data directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
 
@@ -111,6 +114,29 @@ impl DataDir {
             }
         }
         newest_failure.map_or(Ok(None), Err)
+    }
+
+    /// Renames every snapshot above `position` to `<name>.corrupt`, then fsyncs the
+    /// directory. Called after recovery fell back past snapshots that do not verify, so
+    /// they stop counting toward the kept snapshots (and the log below them is not
+    /// trimmed on their account) while staying on disk for inspection.
+    pub fn set_aside_snapshots_above(&self, position: u64) -> Result<Vec<PathBuf>, RecoveryError> {
+        let positions = list_snapshots(self.storage.as_ref(), &self.dir)
+            .map_err(RecoveryError::io("list", &self.dir))?;
+        let mut set_aside = Vec::new();
+        for bad in positions.into_iter().filter(|&candidate| candidate > position) {
+            let path = self.dir.join(snapshot_file_name(bad));
+            let mut aside = path.clone().into_os_string();
+            aside.push(CORRUPT_SNAPSHOT_SUFFIX);
+            let aside = PathBuf::from(aside);
+            self.storage.rename(&path, &aside).map_err(RecoveryError::io("rename", &path))?;
+            tracing::warn!(path = %path.display(), aside = %aside.display(), "corrupt snapshot set aside");
+            set_aside.push(aside);
+        }
+        if !set_aside.is_empty() {
+            self.storage.sync_dir(&self.dir).map_err(RecoveryError::io("fsync", &self.dir))?;
+        }
+        Ok(set_aside)
     }
 
     fn read_snapshot(&self, position: u64) -> Result<LoadedSnapshot, RecoveryError> {

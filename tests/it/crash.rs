@@ -53,8 +53,12 @@ fn run_crash_cycles(cycles: u64, seed: u64) {
         check_acknowledged(&state, &known, cycle);
     }
     assert!(acks_total > cycles as usize, "the child acknowledged too little to test anything");
-    let (_, report) = rebuild_state(Arc::new(FsStorage), dir.path(), ReplayFrom::Snapshot).expect("recovers");
-    eprintln!("{cycles} kill -9 cycles, {acks_total} acknowledgements, {} holds; last recovery: {report:?}", known.len());
+    let (_, report) =
+        rebuild_state(Arc::new(FsStorage), dir.path(), ReplayFrom::Snapshot).expect("recovers");
+    eprintln!(
+        "{cycles} kill -9 cycles, {acks_total} acknowledgements, {} holds; last recovery: {report:?}",
+        known.len()
+    );
     assert!(report.snapshot_position.is_some(), "the child wrote snapshots while being killed");
 }
 
@@ -131,14 +135,19 @@ fn check_acknowledged(state: &State, known: &BTreeMap<u64, Known>, cycle: u64) {
             other => panic!("cycle {cycle}: acknowledged hold {hold} is missing: {other:?}"),
         };
         match expected.resolved {
-            Some(how) => assert_eq!(view.state, HoldState::Resolved(how), "cycle {cycle}, hold {hold}"),
+            Some(how) => {
+                assert_eq!(view.state, HoldState::Resolved(how), "cycle {cycle}, hold {hold}")
+            }
             // An unacknowledged release or commit may have become durable; expiry may not,
             // since the child's holds live for a day.
             None => assert_ne!(view.state, HoldState::Resolved(Resolution::Expired), "hold {hold}"),
         }
         if view.state == HoldState::Held || expected.resolved == Some(Resolution::Committed) {
-            let mut lines: Vec<(String, String, u32)> =
-                view.lines.iter().map(|line| (line.sku.clone(), line.location.clone(), line.quantity)).collect();
+            let mut lines: Vec<(String, String, u32)> = view
+                .lines
+                .iter()
+                .map(|line| (line.sku.clone(), line.location.clone(), line.quantity))
+                .collect();
             lines.sort();
             assert_eq!(lines, merged(&expected.lines), "cycle {cycle}: lines of hold {hold}");
         }

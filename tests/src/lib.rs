@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn ack_lines_round_trip() {
         let acks = [
-            Ack::Placed { hold: 7, lines: vec![("S1".into(), "L1".into(), 2), ("S2".into(), "L2".into(), 1)] },
+            Ack::Placed {
+                hold: 7,
+                lines: vec![("S1".into(), "L1".into(), 2), ("S2".into(), "L2".into(), 1)],
+            },
             Ack::Released { hold: 8 },
             Ack::Committed { hold: 9 },
         ];
@@ -99,14 +102,18 @@ mod tests {
 
     #[test]
     fn splitmix_is_deterministic_per_seed() {
-        let first: Vec<u64> = (0..4).map({
-            let mut rng = SplitMix64::new(1);
-            move |_| rng.next_u64()
-        }).collect();
-        let again: Vec<u64> = (0..4).map({
-            let mut rng = SplitMix64::new(1);
-            move |_| rng.next_u64()
-        }).collect();
+        let first: Vec<u64> = (0..4)
+            .map({
+                let mut rng = SplitMix64::new(1);
+                move |_| rng.next_u64()
+            })
+            .collect();
+        let again: Vec<u64> = (0..4)
+            .map({
+                let mut rng = SplitMix64::new(1);
+                move |_| rng.next_u64()
+            })
+            .collect();
         let other = SplitMix64::new(2).next_u64();
         assert_eq!(first, again);
         assert_ne!(first[0], other);

@@ -42,7 +42,9 @@ fn main() {
         .map(|thread| {
             let engine = engine.clone();
             let stdout = stdout.clone();
-            std::thread::spawn(move || drive(&engine, &stdout, SplitMix64::new(seed * 1_000 + thread)))
+            std::thread::spawn(move || {
+                drive(&engine, &stdout, SplitMix64::new(seed * 1_000 + thread))
+            })
         })
         .collect();
     for worker in workers {
@@ -56,9 +58,16 @@ fn set_up_catalogue(engine: &Engine) {
         return;
     }
     for code in LOCATIONS {
-        engine.submit(Request::new(Command::UpsertLocation(location(code)))).wait().expect("location");
+        engine
+            .submit(Request::new(Command::UpsertLocation(location(code))))
+            .wait()
+            .expect("location");
         for sku in 0..SKUS {
-            let receive = Command::Receive { sku: sku_name(sku), location: code.into(), quantity: UNITS_PER_CELL };
+            let receive = Command::Receive {
+                sku: sku_name(sku),
+                location: code.into(),
+                quantity: UNITS_PER_CELL,
+            };
             engine.submit(Request::new(receive)).wait().expect("receipt");
         }
     }
@@ -101,7 +110,8 @@ fn place(engine: &Engine, rng: &mut SplitMix64) -> Result<Ack, EngineError> {
     let reserve = Command::Reserve { lines: lines.clone(), ttl_ms: Some(HOLD_TTL_MS) };
     match engine.submit(Request::new(reserve)).wait()? {
         Reply::HoldPlaced { hold, .. } => {
-            let lines = lines.into_iter().map(|line| (line.sku, line.location, line.quantity)).collect();
+            let lines =
+                lines.into_iter().map(|line| (line.sku, line.location, line.quantity)).collect();
             Ok(Ack::Placed { hold, lines })
         }
         other => panic!("unexpected reply to a reserve: {other:?}"),
