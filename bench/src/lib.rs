@@ -1,1 +1,432 @@
-//! Workload generators shared by the benchmarks.
+//! Workload generators shared by the benchmarks: a deterministic PRNG, a Zipf sampler and
+//! the `checkout` catalogue of DESIGN §6 (SKUs stocked at a few of many locations).
+//!
+//! Everything here is a pure function of its seed, so two runs of a benchmark apply the
+//! same requests in the same order and their figures compare.
+
+use allot_engine::core::{
+    Command, LineRequest, LocationKind, LocationSpec, Request, ShippingCost, State,
+};
+
+/// SplitMix64: tiny, fast and good enough to spread workload draws; fully determined by
+/// its seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..bound` (multiply-shift; the bias is below 2⁻³² for any bound that
+    /// fits a catalogue).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        assert!(bound > 0, "an empty range has no values");
+        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
+    }
+
+    /// A value in `[0, 1)` with 53 random bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// A value in `low..=high`.
+    pub fn between(&mut self, low: i64, high: i64) -> i64 {
+        assert!(low <= high);
+        low + self.below((high - low) as u64 + 1) as i64
+    }
+}
+
+/// Zipf distribution over ranks `0..n` (rank 0 the most popular) with exponent `s`:
+/// `P(rank k) ∝ 1 / (k + 1)^s`. Sampling is a binary search of a precomputed CDF.
+#[derive(Debug, Clone)]
+pub struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    pub fn new(n: usize, s: f64) -> Zipf {
+        assert!(n > 0, "a Zipf distribution needs at least one rank");
+        let mut cdf = Vec::with_capacity(n);
+        let mut total = 0.0;
+        for rank in 1..=n {
+            total += 1.0 / (rank as f64).powf(s);
+            cdf.push(total);
+        }
+        for value in &mut cdf {
+            *value /= total;
+        }
+        Zipf { cdf }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cdf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cdf.is_empty()
+    }
+
+    /// A rank in `0..len()`.
+    pub fn sample(&self, rng: &mut Rng) -> usize {
+        let u = rng.unit();
+        self.cdf.partition_point(|&c| c <= u).min(self.cdf.len() - 1)
+    }
+}
+
+/// The shape of a catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogueSpec {
+    pub n_skus: usize,
+    pub n_locations: usize,
+    /// How many distinct locations stock each SKU.
+    pub locations_per_sku: usize,
+    /// Units received at every stocked cell.
+    pub units_per_cell: u32,
+    pub seed: u64,
+}
+
+impl CatalogueSpec {
+    /// DESIGN §6 `checkout`: 100 k SKUs × 50 locations, each SKU stocked at 10 of them.
+    pub fn checkout(units_per_cell: u32, seed: u64) -> CatalogueSpec {
+        CatalogueSpec {
+            n_skus: 100_000,
+            n_locations: 50,
+            locations_per_sku: 10,
+            units_per_cell,
+            seed,
+        }
+    }
+
+    pub fn cell_count(&self) -> usize {
+        self.n_skus * self.locations_per_sku
+    }
+}
+
+/// Zipf exponent of SKU popularity in the `checkout` workload.
+pub const SKU_POPULARITY_EXPONENT: f64 = 1.0;
+
+/// A generated catalogue: locations, SKUs, which locations stock which SKU, and how
+/// popular each SKU is.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub spec: CatalogueSpec,
+    locations: Vec<LocationSpec>,
+    skus: Vec<String>,
+    /// `locations_per_sku` location indexes per SKU, flattened, sorted within a SKU.
+    stocked_at: Vec<u32>,
+    /// SKU index of each popularity rank (a seeded permutation, so popularity does not
+    /// follow the order SKUs were created in).
+    sku_of_rank: Vec<u32>,
+    popularity: Zipf,
+}
+
+impl Catalogue {
+    pub fn new(spec: CatalogueSpec) -> Catalogue {
+        assert!(spec.n_skus > 0 && spec.n_locations > 0, "an empty catalogue");
+        assert!(
+            (1..=spec.n_locations).contains(&spec.locations_per_sku),
+            "each SKU is stocked at between one and every location"
+        );
+        assert!(spec.n_skus <= u32::MAX as usize && spec.n_locations <= u32::MAX as usize);
+        let mut rng = Rng::new(spec.seed);
+        let locations = (0..spec.n_locations).map(|index| location_spec(index, &mut rng)).collect();
+        let skus = (0..spec.n_skus).map(|index| format!("SKU-{index:07}")).collect();
+
+        let mut stocked_at = Vec::with_capacity(spec.cell_count());
+        let mut deck: Vec<u32> = (0..spec.n_locations as u32).collect();
+        for _ in 0..spec.n_skus {
+            // A partial Fisher–Yates shuffle picks distinct locations.
+            for slot in 0..spec.locations_per_sku {
+                let pick = slot + rng.below((spec.n_locations - slot) as u64) as usize;
+                deck.swap(slot, pick);
+            }
+            let start = stocked_at.len();
+            stocked_at.extend_from_slice(&deck[..spec.locations_per_sku]);
+            stocked_at[start..].sort_unstable();
+        }
+
+        let mut sku_of_rank: Vec<u32> = (0..spec.n_skus as u32).collect();
+        for index in (1..sku_of_rank.len()).rev() {
+            let pick = rng.below(index as u64 + 1) as usize;
+            sku_of_rank.swap(index, pick);
+        }
+
+        Catalogue {
+            spec,
+            locations,
+            skus,
+            stocked_at,
+            sku_of_rank,
+            popularity: Zipf::new(spec.n_skus, SKU_POPULARITY_EXPONENT),
+        }
+    }
+
+    pub fn cell_count(&self) -> usize {
+        self.stocked_at.len()
+    }
+
+    pub fn locations(&self) -> &[LocationSpec] {
+        &self.locations
+    }
+
+    pub fn sku(&self, index: usize) -> &str {
+        &self.skus[index]
+    }
+
+    /// The location indexes stocking SKU `index`.
+    pub fn stocked_at(&self, index: usize) -> &[u32] {
+        let per = self.spec.locations_per_sku;
+        &self.stocked_at[index * per..(index + 1) * per]
+    }
+
+    /// The requests that build the catalogue in an empty state: every location, then a
+    /// receipt at every stocked cell (SKU by SKU).
+    pub fn setup_requests(&self) -> impl Iterator<Item = Request> + '_ {
+        let locations =
+            self.locations.iter().map(|spec| Request::new(Command::UpsertLocation(spec.clone())));
+        let receipts = (0..self.skus.len()).flat_map(move |sku| {
+            self.stocked_at(sku).iter().map(move |&location| {
+                Request::new(Command::Receive {
+                    sku: self.skus[sku].clone(),
+                    location: self.locations[location as usize].code.clone(),
+                    quantity: self.spec.units_per_cell,
+                })
+            })
+        });
+        locations.chain(receipts)
+    }
+
+    /// A stream of hold requests; `stream` selects an independent sequence, so several
+    /// streams over one catalogue do not repeat each other.
+    pub fn holds(&self, stream: u64) -> HoldDraws<'_> {
+        let seed = self.spec.seed ^ stream.wrapping_add(1).wrapping_mul(0xd1b5_4a32_d192_ed03);
+        HoldDraws { catalogue: self, rng: Rng::new(seed), ttl_ms: None, keys: None, drawn: 0 }
+    }
+}
+
+/// Draws hold requests against a catalogue; every line is at a stocked cell.
+#[derive(Debug, Clone)]
+pub struct HoldDraws<'a> {
+    catalogue: &'a Catalogue,
+    rng: Rng,
+    ttl_ms: Option<u64>,
+    /// Prefix of the idempotency key given to each request, if any.
+    keys: Option<String>,
+    drawn: u64,
+}
+
+impl HoldDraws<'_> {
+    /// Gives every request the TTL `ttl_ms` (default: the engine's).
+    pub fn with_ttl(mut self, ttl_ms: u64) -> Self {
+        self.ttl_ms = Some(ttl_ms);
+        self
+    }
+
+    /// Gives every request a distinct idempotency key `{prefix}-{n}`.
+    pub fn with_keys(mut self, prefix: impl Into<String>) -> Self {
+        self.keys = Some(prefix.into());
+        self
+    }
+
+    /// A one-line hold of one unit at a uniformly random stocked cell.
+    pub fn one_line(&mut self) -> Request {
+        let catalogue = self.catalogue;
+        let cell = self.rng.below(catalogue.cell_count() as u64) as usize;
+        let sku = cell / catalogue.spec.locations_per_sku;
+        let line = self.line_at(sku, catalogue.stocked_at[cell]);
+        self.request(vec![line])
+    }
+
+    /// A cart of `lines` distinct SKUs (fewer if the catalogue has fewer) drawn by Zipf
+    /// popularity, one unit each, each at a random location stocking it.
+    pub fn cart(&mut self, lines: usize) -> Request {
+        let catalogue = self.catalogue;
+        let lines = lines.min(catalogue.skus.len());
+        let mut chosen: Vec<usize> = Vec::with_capacity(lines);
+        while chosen.len() < lines {
+            let rank = catalogue.popularity.sample(&mut self.rng);
+            let sku = catalogue.sku_of_rank[rank] as usize;
+            if !chosen.contains(&sku) {
+                chosen.push(sku);
+            }
+        }
+        let requested = chosen
+            .into_iter()
+            .map(|sku| {
+                let at = catalogue.stocked_at(sku);
+                let location = at[self.rng.below(at.len() as u64) as usize];
+                self.line_at(sku, location)
+            })
+            .collect();
+        self.request(requested)
+    }
+
+    /// A cart of 1–5 lines, uniformly (the `checkout` cart sizes).
+    pub fn checkout_cart(&mut self) -> Request {
+        let lines = 1 + self.rng.below(5) as usize;
+        self.cart(lines)
+    }
+
+    fn line_at(&self, sku: usize, location: u32) -> LineRequest {
+        LineRequest {
+            sku: self.catalogue.skus[sku].clone(),
+            location: self.catalogue.locations[location as usize].code.clone(),
+            quantity: 1,
+        }
+    }
+
+    fn request(&mut self, lines: Vec<LineRequest>) -> Request {
+        let command = Command::Reserve { lines, ttl_ms: self.ttl_ms };
+        self.drawn += 1;
+        match &self.keys {
+            Some(prefix) => Request::with_key(format!("{prefix}-{}", self.drawn), command),
+            None => Request::new(command),
+        }
+    }
+}
+
+/// A state with the catalogue's locations and stock; panics if any setup request fails.
+pub fn loaded_state(catalogue: &Catalogue) -> State {
+    let mut state = State::new();
+    for request in catalogue.setup_requests() {
+        let applied = state.apply(&request, 0);
+        assert!(applied.changed, "setup request {request:?} failed: {:?}", applied.outcome);
+    }
+    state
+}
+
+/// A location with a code, a plausible position in the contiguous United States and
+/// attributes that vary with its index.
+fn location_spec(index: usize, rng: &mut Rng) -> LocationSpec {
+    let warehouse = index.is_multiple_of(10);
+    LocationSpec {
+        code: format!("LOC-{index:04}"),
+        name: if warehouse {
+            format!("Distribution centre {index}")
+        } else {
+            format!("Store {index}")
+        },
+        kind: if warehouse { LocationKind::Warehouse } else { LocationKind::Store },
+        latitude_e6: rng.between(25_000_000, 49_000_000) as i32,
+        longitude_e6: rng.between(-124_000_000, -67_000_000) as i32,
+        ships: true,
+        pickup: !warehouse,
+        daily_capacity: if warehouse { 20_000 } else { 500 },
+        shipping_cost: ShippingCost {
+            base_minor: if warehouse { 400 } else { 650 },
+            per_km_minor: 2,
+            currency: "USD".to_owned(),
+        },
+        priority: index as u32,
+        active: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(seed: u64) -> Catalogue {
+        Catalogue::new(CatalogueSpec {
+            n_skus: 500,
+            n_locations: 20,
+            locations_per_sku: 4,
+            units_per_cell: 100,
+            seed,
+        })
+    }
+
+    fn drawn(catalogue: &Catalogue) -> Vec<Request> {
+        let mut draws = catalogue.holds(0).with_keys("cart");
+        let mut requests: Vec<Request> = (0..50).map(|_| draws.one_line()).collect();
+        requests.extend((0..50).map(|_| draws.cart(5)));
+        requests.extend((0..50).map(|_| draws.checkout_cart()));
+        requests
+    }
+
+    #[test]
+    fn same_seed_same_requests() {
+        let (a, b) = (small(7), small(7));
+        assert!(a.setup_requests().eq(b.setup_requests()));
+        assert_eq!(drawn(&a), drawn(&b));
+    }
+
+    #[test]
+    fn different_seeds_differ() {
+        let (a, b) = (small(7), small(8));
+        assert!(!a.setup_requests().eq(b.setup_requests()));
+        assert_ne!(drawn(&a), drawn(&b));
+        let holds = |stream| {
+            let mut draws = a.holds(stream);
+            (0..20).map(|_| draws.cart(3)).collect::<Vec<_>>()
+        };
+        assert_ne!(holds(0), holds(1), "streams are independent");
+    }
+
+    #[test]
+    fn catalogue_shape() {
+        let catalogue = small(3);
+        assert_eq!(catalogue.cell_count(), 2_000);
+        let setup: Vec<Request> = catalogue.setup_requests().collect();
+        assert_eq!(setup.len(), 20 + 2_000);
+        for sku in 0..500 {
+            let at = catalogue.stocked_at(sku);
+            assert!(at.windows(2).all(|pair| pair[0] < pair[1]), "distinct, sorted");
+            assert!(at.iter().all(|&location| location < 20));
+        }
+    }
+
+    #[test]
+    fn holds_hit_stocked_cells_and_succeed() {
+        let catalogue = small(11);
+        let mut state = loaded_state(&catalogue);
+        assert_eq!(state.cell_count(), 2_000);
+        let mut draws = catalogue.holds(0);
+        for round in 0..100 {
+            let request = if round % 2 == 0 { draws.one_line() } else { draws.cart(5) };
+            let Command::Reserve { lines, .. } = &request.command else { unreachable!() };
+            let skus: Vec<&str> = lines.iter().map(|line| line.sku.as_str()).collect();
+            assert!(skus.iter().enumerate().all(|(i, sku)| !skus[..i].contains(sku)));
+            let applied = state.apply(&request, 1);
+            assert!(applied.changed, "{:?}", applied.outcome);
+        }
+        assert_eq!(state.hold_count(), 100);
+        state.audit().unwrap();
+    }
+
+    #[test]
+    fn zipf_favours_rank_one() {
+        let zipf = Zipf::new(100_000, 1.0);
+        let mut rng = Rng::new(42);
+        let mut counts = vec![0u32; zipf.len()];
+        for _ in 0..2_000_000 {
+            counts[zipf.sample(&mut rng)] += 1;
+        }
+        // Rank 1 is index 0.
+        assert!(counts[0] > counts[9], "{} vs {}", counts[0], counts[9]);
+        assert!(counts[9] > counts[99], "{} vs {}", counts[9], counts[99]);
+        // P(rank 1) = 1 / H(100 000) ≈ 0.0827.
+        let share = f64::from(counts[0]) / 2_000_000.0;
+        assert!((0.078..0.088).contains(&share), "rank 1 share {share}");
+    }
+
+    #[test]
+    fn rng_ranges() {
+        let mut rng = Rng::new(1);
+        for _ in 0..10_000 {
+            assert!(rng.below(7) < 7);
+            let unit = rng.unit();
+            assert!((0.0..1.0).contains(&unit));
+            assert!((-3..=3).contains(&rng.between(-3, 3)));
+        }
+    }
+}
