@@ -1,10 +1,10 @@
 //! Cart holds: the hold table, the expiry wheel and the retention queue of resolved holds.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{FastMap, HoldId, LocationId, SkuId};
+use super::ids::{HoldId, LocationId, SkuId};
 use super::limits::EXPIRY_BUCKET_MS;
 use super::outcome::{HoldState, Resolution};
 
@@ -43,7 +43,10 @@ impl Hold {
 /// Holds by id, plus the indexes that find the ones due to expire or to be forgotten.
 #[derive(Debug, Clone)]
 pub struct HoldTable {
-    pub holds: FastMap<HoldId, Hold>,
+    /// Ordered by id. Ids only grow, so inserts append at the right edge of the tree
+    /// (cache-hot, and never a whole-table rehash that would stall the writer), and
+    /// the snapshot image is written in id order without sorting.
+    pub holds: BTreeMap<HoldId, Hold>,
     pub next_id: HoldId,
     pub expiry: ExpiryWheel,
     /// Resolved holds in resolution order; engine time never goes back, so the front is
@@ -54,7 +57,7 @@ pub struct HoldTable {
 impl Default for HoldTable {
     fn default() -> Self {
         HoldTable {
-            holds: FastMap::default(),
+            holds: BTreeMap::new(),
             next_id: 1,
             expiry: ExpiryWheel::default(),
             resolved: VecDeque::new(),

@@ -23,7 +23,7 @@ pub struct ImageRef<'a> {
     stock: &'a [SkuStock],
     locations: &'a [LocationSpec],
     next_hold_id: HoldId,
-    holds: Vec<&'a Hold>,
+    holds: HoldsInOrder<'a>,
     resolved: Vec<(u64, HoldId)>,
     idempotency: Vec<(&'a str, &'a IdempotencyEntry)>,
     counters: Counters,
@@ -43,17 +43,25 @@ pub struct Image {
     counters: Counters,
 }
 
+/// The holds in id order, written as a sequence of holds (the same bytes as a
+/// `Vec<Hold>`) without collecting them first.
+pub struct HoldsInOrder<'a>(&'a std::collections::BTreeMap<HoldId, Hold>);
+
+impl Serialize for HoldsInOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.values())
+    }
+}
+
 impl State {
     pub fn image(&self) -> ImageRef<'_> {
-        let mut holds: Vec<&Hold> = self.holds.holds.values().collect();
-        holds.sort_unstable_by_key(|hold| hold.id);
         ImageRef {
             last_applied_ms: self.last_applied_ms,
             skus: self.skus.names(),
             stock: &self.stock.skus,
             locations: &self.locations,
             next_hold_id: self.holds.next_id,
-            holds,
+            holds: HoldsInOrder(&self.holds.holds),
             resolved: self.holds.resolved.iter().copied().collect(),
             idempotency: self.idempotency.iter_in_order().collect(),
             counters: self.counters,
