@@ -16,7 +16,7 @@ const HOLDS_PER_BATCH: usize = 64;
 /// Holds live for an hour so none expire while a bench runs.
 const HOLD_TTL_MS: u64 = 60 * 60 * 1_000;
 /// Enough stock that a bench never runs a cell dry.
-const UNITS_PER_CELL: u32 = 1_000_000_000;
+const UNITS_PER_CELL: u32 = 1_000_000;
 const REPLAY_RECORDS: usize = 1_000_000;
 
 fn catalogue() -> Catalogue {

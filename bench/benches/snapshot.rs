@@ -22,7 +22,7 @@ fn main() {
         n_skus: CELLS_SKUS,
         n_locations: 50,
         locations_per_sku: LOCATIONS_PER_SKU,
-        units_per_cell: 1_000_000_000,
+        units_per_cell: 1_000_000,
         seed: 11,
     });
     let dir = tempfile::tempdir().expect("temp dir");
