@@ -16,7 +16,7 @@ use std::time::Duration;
 use allot_engine::core::{HoldState, Query, Reply, Resolution, State};
 use allot_engine::{ReplayFrom, rebuild_state};
 use allot_snapshots::FsStorage;
-use allot_tests::{Ack, SplitMix64};
+use allot_tests::{Ack, Rng};
 
 /// How long the child may take to open its directory and say it is ready.
 const CHILD_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,7 +41,7 @@ struct Known {
 
 fn run_crash_cycles(cycles: u64, seed: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = Rng::new(seed);
     let mut known: BTreeMap<u64, Known> = BTreeMap::new();
     let mut acks_total = 0;
     for cycle in 0..cycles {

@@ -2,6 +2,7 @@
 //! that holds expire through logged ticks, rebuild to exactly the live state both from
 //! the whole log and from a snapshot taken midway.
 
+use allot_bench::Rng;
 use std::sync::Arc;
 
 use allot_engine::core::{Command, HoldId, HoldState, LineRequest, Reply, Request};
@@ -15,28 +16,19 @@ const BATCHES: usize = 60;
 const REQUESTS_PER_BATCH: usize = 50;
 const SEED: u64 = 0x5eed_a110_7000_0001;
 
-/// SplitMix64: a tiny seeded generator, so the request stream is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
+/// Drawing from lists with the shared seeded generator, so the request stream is the
+/// same on every run.
+trait Pick {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T;
 
     fn pick_str(&mut self, items: &[&str]) -> String {
         (*self.pick(items)).to_owned()
+    }
+}
+
+impl Pick for Rng {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
     }
 }
 
@@ -108,7 +100,7 @@ fn random_request(rng: &mut Rng, placed: &[Placed], orders: &mut u64) -> Request
 /// Sends the seeded stream in batches, moving the clock between batches; takes a snapshot
 /// after half of them. Returns the snapshot's position and every hold placed.
 fn drive(engine: &Engine, clock: &ManualClock) -> (u64, Vec<Placed>) {
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let mut placed: Vec<Placed> = Vec::new();
     let mut orders = 0;
     let mut snapshot = None;

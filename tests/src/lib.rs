@@ -1,29 +1,8 @@
-//! Helpers shared by the end-to-end tests and the crash-test child process: a small
-//! seeded random generator and the line format in which the child reports what the
-//! engine acknowledged.
+//! Helpers shared by the end-to-end tests and the crash-test child process: the line
+//! format in which the child reports what the engine acknowledged, and the seeded
+//! generator (the benches' `Rng`).
 
-/// SplitMix64: tiny, seeded and good enough to vary test workloads reproducibly.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `0..bound` (bound > 0).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound
-    }
-}
+pub use allot_bench::Rng;
 
 /// One acknowledgement the crash-test child saw, as one line on its stdout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,24 +77,5 @@ mod tests {
     fn a_partial_ack_line_does_not_parse() {
         assert_eq!(Ack::parse("placed 7 S1:L1"), None);
         assert_eq!(Ack::parse("plac"), None);
-    }
-
-    #[test]
-    fn splitmix_is_deterministic_per_seed() {
-        let first: Vec<u64> = (0..4)
-            .map({
-                let mut rng = SplitMix64::new(1);
-                move |_| rng.next_u64()
-            })
-            .collect();
-        let again: Vec<u64> = (0..4)
-            .map({
-                let mut rng = SplitMix64::new(1);
-                move |_| rng.next_u64()
-            })
-            .collect();
-        let other = SplitMix64::new(2).next_u64();
-        assert_eq!(first, again);
-        assert_ne!(first[0], other);
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::command::{LocationKind, ShippingCost};
+use super::command::LocationSpec;
 use super::ids::HoldId;
 
 /// The answer to one command or query.
@@ -145,18 +145,5 @@ pub struct HoldLineView {
     pub quantity: u32,
 }
 
-/// One location as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LocationView {
-    pub code: String,
-    pub name: String,
-    pub kind: LocationKind,
-    pub latitude_e6: i32,
-    pub longitude_e6: i32,
-    pub ships: bool,
-    pub pickup: bool,
-    pub daily_capacity: u32,
-    pub shipping_cost: ShippingCost,
-    pub priority: u32,
-    pub active: bool,
-}
+/// One location as clients see it: exactly the attributes it was given.
+pub type LocationView = LocationSpec;

@@ -65,20 +65,7 @@ impl State {
     }
 
     pub(crate) fn location_view(&self, id: LocationId) -> LocationView {
-        let spec = &self.locations[id as usize];
-        LocationView {
-            code: spec.code.clone(),
-            name: spec.name.clone(),
-            kind: spec.kind,
-            latitude_e6: spec.latitude_e6,
-            longitude_e6: spec.longitude_e6,
-            ships: spec.ships,
-            pickup: spec.pickup,
-            daily_capacity: spec.daily_capacity,
-            shipping_cost: spec.shipping_cost.clone(),
-            priority: spec.priority,
-            active: spec.active,
-        }
+        self.locations[id as usize].clone()
     }
 
     fn hold_view(&self, id: HoldId) -> Result<HoldView, EngineError> {

@@ -13,7 +13,7 @@ use allot_engine::core::{
     ShippingCost,
 };
 use allot_engine::{Engine, EngineConfig};
-use allot_tests::{Ack, SplitMix64};
+use allot_tests::{Ack, Rng};
 
 /// Small enough that the child rolls segments, writes snapshots and trims the log
 /// while it is being killed.
@@ -42,9 +42,7 @@ fn main() {
         .map(|thread| {
             let engine = engine.clone();
             let stdout = stdout.clone();
-            std::thread::spawn(move || {
-                drive(&engine, &stdout, SplitMix64::new(seed * 1_000 + thread))
-            })
+            std::thread::spawn(move || drive(&engine, &stdout, Rng::new(seed * 1_000 + thread)))
         })
         .collect();
     for worker in workers {
@@ -74,7 +72,7 @@ fn set_up_catalogue(engine: &Engine) {
 }
 
 /// Places holds and resolves some of the ones it placed, forever.
-fn drive(engine: &Engine, stdout: &std::io::Stdout, mut rng: SplitMix64) {
+fn drive(engine: &Engine, stdout: &std::io::Stdout, mut rng: Rng) {
     let mut placed: Vec<u64> = Vec::new();
     loop {
         let roll = rng.below(100);
@@ -99,7 +97,7 @@ fn drive(engine: &Engine, stdout: &std::io::Stdout, mut rng: SplitMix64) {
     }
 }
 
-fn place(engine: &Engine, rng: &mut SplitMix64) -> Result<Ack, EngineError> {
+fn place(engine: &Engine, rng: &mut Rng) -> Result<Ack, EngineError> {
     let lines: Vec<LineRequest> = (0..1 + rng.below(3))
         .map(|_| LineRequest {
             sku: sku_name(rng.below(SKUS)),
