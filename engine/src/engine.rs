@@ -58,6 +58,20 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// A queue or batch of zero would accept nothing; refuse it at open rather than
+    /// answer every request `Overloaded`.
+    fn check(&self) -> Result<(), OpenError> {
+        if self.ingress_queue_len_max == 0 {
+            return Err(OpenError::Config("ingress_queue_len_max must be at least 1".into()));
+        }
+        if self.batch_requests_max == 0 {
+            return Err(OpenError::Config("batch_requests_max must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 /// What opening the data directory found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -99,6 +113,8 @@ pub enum OpenError {
     Replay { path: PathBuf, message: String },
     /// The log could not be opened for appending.
     Storage(StorageError),
+    /// A setting is out of range; the message names it.
+    Config(String),
     /// A thread could not be started.
     Thread(String),
 }
@@ -109,7 +125,7 @@ impl std::fmt::Display for OpenError {
             OpenError::Recovery(error) => write!(f, "{error}"),
             OpenError::Replay { path, message } => write!(f, "{}: {message}", path.display()),
             OpenError::Storage(error) => write!(f, "{error}"),
-            OpenError::Thread(message) => f.write_str(message),
+            OpenError::Config(message) | OpenError::Thread(message) => f.write_str(message),
         }
     }
 }
@@ -119,7 +135,7 @@ impl std::error::Error for OpenError {
         match self {
             OpenError::Recovery(error) => Some(error),
             OpenError::Storage(error) => Some(error),
-            OpenError::Replay { .. } | OpenError::Thread(_) => None,
+            OpenError::Replay { .. } | OpenError::Config(_) | OpenError::Thread(_) => None,
         }
     }
 }
@@ -135,6 +151,7 @@ impl Engine {
     /// writer and snapshotter threads.
     pub fn open(data_dir: impl AsRef<Path>, config: EngineConfig) -> Result<Engine, OpenError> {
         let data_dir = data_dir.as_ref();
+        config.check()?;
         let dir = DataDir::open(config.storage.clone(), data_dir)?;
         let Recovered { state, report } = recover(&dir)?;
         tracing::info!(?report, dir = %data_dir.display(), "recovered");

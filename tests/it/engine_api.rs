@@ -7,7 +7,9 @@ use std::fs;
 use std::path::Path;
 
 use allot_engine::core::{Command, EngineError, HoldState, Reply, Request, Resolution};
-use allot_engine::{Engine, EngineConfig, Pending, ReplayFrom, SUBMIT_BATCH_REQUESTS_MAX};
+use allot_engine::{
+    Engine, EngineConfig, OpenError, Pending, ReplayFrom, SUBMIT_BATCH_REQUESTS_MAX,
+};
 use allot_snapshots::wal::decode_record;
 
 use crate::support::*;
@@ -285,4 +287,18 @@ fn the_directory_stays_locked_until_the_final_snapshot_is_written() {
         when_locked, after_shutdown,
         "the engine kept writing to its directory after another process had locked it"
     );
+}
+
+#[test]
+fn a_zero_queue_or_batch_size_is_refused_at_open_and_leaves_the_directory_unlocked() {
+    let dir = data_dir();
+    for config in [
+        EngineConfig { ingress_queue_len_max: 0, ..config() },
+        EngineConfig { batch_requests_max: 0, ..config() },
+    ] {
+        let error = Engine::open(dir.path(), config).err().expect("refused");
+        assert!(matches!(error, OpenError::Config(_)), "{error:?}");
+    }
+    let engine = open(dir.path(), config());
+    engine.shutdown();
 }
