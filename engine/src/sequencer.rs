@@ -65,6 +65,7 @@ impl Sequencer {
     /// Runs until a `Shutdown` arrives or every handle is gone.
     pub fn run(mut self) {
         let mut batch: Vec<Work> = Vec::with_capacity(1024);
+        let mut last_batch_weight = 0;
         loop {
             let first = match self.ingress.recv_timeout(self.idle_wait()) {
                 Ok(work) => Some(work),
@@ -75,12 +76,18 @@ impl Sequencer {
             if let Some(work) = first {
                 weight += work.weight();
                 batch.push(work);
+                // Submitters answered by the last batch are still coming back: give them
+                // the core for a moment so this batch's fsync covers them too.
+                if self.ingress.len() * 2 < last_batch_weight {
+                    std::thread::yield_now();
+                }
             }
             while weight < self.batch_requests_max {
                 let Ok(work) = self.ingress.try_recv() else { break };
                 weight += work.weight();
                 batch.push(work);
             }
+            last_batch_weight = weight;
             let shutdown = batch.iter().any(|work| matches!(work, Work::Shutdown));
             self.process(&mut batch);
             if shutdown {
