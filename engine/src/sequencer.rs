@@ -72,29 +72,39 @@ impl Sequencer {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut weight = 0;
-            if let Some(work) = first {
-                weight += work.weight();
-                batch.push(work);
-                // Submitters answered by the last batch are still coming back: give them
-                // the core for a moment so this batch's fsync covers them too.
-                if self.ingress.len() * 2 < last_batch_weight {
-                    std::thread::yield_now();
-                }
-            }
-            while weight < self.batch_requests_max {
-                let Ok(work) = self.ingress.try_recv() else { break };
-                weight += work.weight();
-                batch.push(work);
-            }
+            let (weight, shutdown) = self.collect(first, &mut batch, last_batch_weight);
             last_batch_weight = weight;
-            let shutdown = batch.iter().any(|work| matches!(work, Work::Shutdown));
             self.process(&mut batch);
             if shutdown {
                 break;
             }
         }
         self.drain_after_stop();
+    }
+
+    /// Fills `batch` with `first` and whatever else is queued, up to the batch limit;
+    /// returns the batch's weight and whether it holds a shutdown.
+    fn collect(
+        &self,
+        first: Option<Work>,
+        batch: &mut Vec<Work>,
+        last_batch_weight: usize,
+    ) -> (usize, bool) {
+        // Submitters answered by the last batch are still coming back: give them the
+        // core for a moment so this batch's fsync covers them too.
+        if first.is_some() && self.ingress.len() * 2 < last_batch_weight {
+            std::thread::yield_now();
+        }
+        let (mut weight, mut shutdown) = (0, false);
+        let mut next = first;
+        while let Some(work) = next {
+            weight += work.weight();
+            shutdown |= matches!(work, Work::Shutdown);
+            batch.push(work);
+            next =
+                if weight < self.batch_requests_max { self.ingress.try_recv().ok() } else { None };
+        }
+        (weight, shutdown)
     }
 
     fn idle_wait(&self) -> Duration {
@@ -125,9 +135,8 @@ impl Sequencer {
                 completions.push(completion);
             }
         }
-        if self.wal.pending_records() > 0
-            && let Err(error) = self.wal.commit()
-        {
+        // Commit writes nothing when the batch logged nothing (queries only).
+        if let Err(error) = self.wal.commit() {
             self.fail(format!("write-ahead log commit failed: {error}"), completions);
             return;
         }

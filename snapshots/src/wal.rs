@@ -217,7 +217,6 @@ pub struct WalWriter {
     segment: OpenSegment,
     /// Encoded records not yet written; cleared, not reallocated, after each commit.
     batch: Vec<u8>,
-    pending_records: usize,
     next_position: u64,
     durable_position: u64,
     poisoned: bool,
@@ -230,7 +229,7 @@ impl fmt::Debug for WalWriter {
             .field("segment_bytes", &self.segment.bytes)
             .field("next_position", &self.next_position)
             .field("durable_position", &self.durable_position)
-            .field("pending_records", &self.pending_records)
+            .field("pending_records", &self.pending_records())
             .field("poisoned", &self.poisoned)
             .finish_non_exhaustive()
     }
@@ -259,7 +258,6 @@ impl WalWriter {
             segment_bytes_target,
             segment,
             batch: Vec::with_capacity(BATCH_BUFFER_BYTES_INITIAL),
-            pending_records: 0,
             next_position,
             durable_position: next_position - 1,
             poisoned: false,
@@ -278,7 +276,6 @@ impl WalWriter {
         encode(&mut self.batch);
         seal_record(&mut self.batch, start);
         self.next_position += 1;
-        self.pending_records += 1;
         position
     }
 
@@ -307,7 +304,6 @@ impl WalWriter {
             return Err(error);
         }
         self.durable_position = self.next_position - 1;
-        self.pending_records = 0;
         self.batch.clear();
         self.batch.shrink_to(BATCH_BUFFER_BYTES_RETAINED_MAX);
         Ok(())
@@ -344,7 +340,7 @@ impl WalWriter {
 
     /// Records appended but not yet committed.
     pub fn pending_records(&self) -> usize {
-        self.pending_records
+        (self.next_position - 1 - self.durable_position) as usize
     }
 
     pub fn is_poisoned(&self) -> bool {
