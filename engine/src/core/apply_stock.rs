@@ -76,7 +76,7 @@ impl State {
         if available < i64::from(units) {
             return Err(EngineError::InsufficientStock { line: 0, available });
         }
-        let to_on_hand = self.on_hand(sku_id, to_id);
+        let to_on_hand = self.on_hand(Some(sku_id), to_id);
         level("on_hand at the destination", u64::from(to_on_hand) + u64::from(units))?;
         self.stock.cell_mut(sku_id, from_id).expect("source has stock").on_hand -= units;
         self.stock.cell_or_insert(sku_id, to_id).on_hand += units;
@@ -94,26 +94,28 @@ impl State {
     }
 
     /// Checks that a cell may be created: the location exists and the SKU is valid and
-    /// fits. Returns the SKU's id if it is known already (`u32::MAX` if not), so callers
-    /// can read the current level without interning anything yet.
+    /// fits. Returns the SKU's id if it is known already, so callers can read the current
+    /// level without interning anything before every check has passed.
     fn cell_key_or_new(
         &self,
         sku: &str,
         location: &str,
-    ) -> Result<(SkuId, LocationId), EngineError> {
+    ) -> Result<(Option<SkuId>, LocationId), EngineError> {
         text("sku", sku, SKU_BYTES_MAX)?;
         let location_id = self.location_id(location)?;
         match self.skus.get(sku) {
-            Some(sku_id) => Ok((sku_id, location_id)),
+            Some(sku_id) => Ok((Some(sku_id), location_id)),
             None if self.skus.len() >= SKUS_MAX => {
                 Err(invalid(format!("sku limit of {SKUS_MAX} reached")))
             }
-            None => Ok((u32::MAX, location_id)),
+            None => Ok((None, location_id)),
         }
     }
 
-    fn on_hand(&self, sku: SkuId, location: LocationId) -> u32 {
-        self.stock.cell(sku, location).map_or(0, |cell| cell.on_hand)
+    /// `on_hand` of a cell; a SKU or cell that does not exist yet has none.
+    fn on_hand(&self, sku: Option<SkuId>, location: LocationId) -> u32 {
+        let cell = sku.and_then(|sku| self.stock.cell(sku, location));
+        cell.map_or(0, |cell| cell.on_hand)
     }
 
     /// Interns the SKU if new and sets the cell's `on_hand`; the last step of a movement.
