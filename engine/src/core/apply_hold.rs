@@ -23,13 +23,12 @@ impl State {
             return Err(EngineError::Overloaded(format!("{HOLDS_MAX} holds in memory")));
         }
         let merged = self.merge_lines(lines)?;
-        for (index, line) in merged.iter().enumerate() {
+        for line in &merged {
             let available = self.stock.available(line.sku, line.location);
             if available < i64::from(line.quantity) {
                 let line = self.first_request_line(lines, line);
                 return Err(EngineError::InsufficientStock { line, available });
             }
-            debug_assert!(index < LINES_PER_HOLD_MAX);
         }
         for line in &merged {
             self.stock.cell_mut(line.sku, line.location).expect("checked above").held +=
