@@ -166,7 +166,7 @@ impl Engine {
             store: dir.snapshot_store(),
             snapshot_every_records: config.snapshot_every_records,
             snapshot_on_stop: config.snapshot_on_shutdown,
-            records_unsnapshotted: report.records_replayed,
+            records_since_snapshot: report.records_replayed,
             inbox: shadow_rx,
         };
         let sequencer = Sequencer {

@@ -35,16 +35,15 @@ pub(crate) struct Snapshotter {
     /// Records between automatic snapshots; zero turns them off.
     pub snapshot_every_records: u64,
     pub snapshot_on_stop: bool,
-    /// Records replayed at start that no snapshot covers yet: after a crash loop they
-    /// count toward the next snapshot, so recovery time stays bounded.
-    pub records_unsnapshotted: u64,
+    /// Records no snapshot covers yet. It starts at the records replayed at open, so
+    /// after a crash loop they count toward the next snapshot and recovery time stays
+    /// bounded.
+    pub records_since_snapshot: u64,
     pub inbox: Receiver<ShadowMessage>,
 }
 
 impl Snapshotter {
     pub fn run(mut self) {
-        let mut records_since_snapshot = self.records_unsnapshotted;
-        let mut snapshot_position = self.position;
         while let Ok(message) = self.inbox.recv() {
             match message {
                 ShadowMessage::Batch { first_position, time_ms, requests } => {
@@ -53,26 +52,19 @@ impl Snapshotter {
                         self.position + 1,
                         "shadow follows the log in order"
                     );
-                    records_since_snapshot += requests.len() as u64;
                     self.apply(&requests, time_ms);
                     let due = self.snapshot_every_records > 0
-                        && records_since_snapshot >= self.snapshot_every_records;
-                    if due && self.write().is_ok() {
-                        records_since_snapshot = 0;
-                        snapshot_position = self.position;
+                        && self.records_since_snapshot >= self.snapshot_every_records;
+                    if due {
+                        let _ = self.write();
                     }
                 }
                 ShadowMessage::Snapshot(reply) => {
-                    let written = self.write();
-                    if written.is_ok() {
-                        records_since_snapshot = 0;
-                        snapshot_position = self.position;
-                    }
-                    let _ = reply.send(written);
+                    let _ = reply.send(self.write());
                 }
                 ShadowMessage::Stop { final_snapshot } => {
-                    if final_snapshot && self.snapshot_on_stop && self.position > snapshot_position
-                    {
+                    let unsaved = self.records_since_snapshot > 0;
+                    if final_snapshot && self.snapshot_on_stop && unsaved {
                         let _ = self.write();
                     }
                     return;
@@ -88,6 +80,7 @@ impl Snapshotter {
             // or replay would not reproduce the live state.
             assert!(applied.changed, "shadow state diverged at position {}", self.position + 1);
             self.position += 1;
+            self.records_since_snapshot += 1;
         }
     }
 
@@ -97,6 +90,7 @@ impl Snapshotter {
         let encoded = started.elapsed();
         match self.store.write(self.position, &body) {
             Ok(path) => {
+                self.records_since_snapshot = 0;
                 tracing::info!(
                     position = self.position,
                     bytes = body.len(),
