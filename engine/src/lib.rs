@@ -9,6 +9,7 @@ mod pending;
 mod recover;
 mod sequencer;
 mod snapshotter;
+pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{

@@ -3,13 +3,10 @@
 use super::command::LineRequest;
 use super::hold::{Hold, HoldLine};
 use super::ids::HoldId;
-use super::limits::{
-    HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX, HOLD_TTL_MS_MIN, HOLDS_MAX, LINES_PER_HOLD_MAX,
-    ORDER_NUMBER_BYTES_MAX,
-};
+use super::limits::{HOLD_TTL_MS_DEFAULT, HOLDS_MAX, LINES_PER_HOLD_MAX, ORDER_NUMBER_BYTES_MAX};
 use super::outcome::{EngineError, HoldState, Outcome, Reply, Resolution};
 use super::state::State;
-use super::validate::{invalid, quantity, text};
+use super::validate::{invalid, quantity, text, ttl};
 
 impl State {
     pub(crate) fn reserve(
@@ -18,7 +15,7 @@ impl State {
         ttl_ms: Option<u64>,
         now_ms: u64,
     ) -> Outcome {
-        let ttl_ms = check_ttl(ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT))?;
+        let ttl_ms = ttl(ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT))?;
         if self.holds.holds.len() >= HOLDS_MAX {
             return Err(EngineError::Overloaded(format!("{HOLDS_MAX} holds in memory")));
         }
@@ -53,7 +50,7 @@ impl State {
     }
 
     pub(crate) fn extend_hold(&mut self, id: HoldId, ttl_ms: u64, now_ms: u64) -> Outcome {
-        let ttl_ms = check_ttl(ttl_ms)?;
+        let ttl_ms = ttl(ttl_ms)?;
         self.live_hold(id, now_ms)?;
         let expires_at_ms = now_ms + ttl_ms;
         self.holds.holds.get_mut(&id).expect("live").expires_at_ms = expires_at_ms;
@@ -207,13 +204,4 @@ impl State {
         }
         Ok(releases)
     }
-}
-
-fn check_ttl(ttl_ms: u64) -> Result<u64, EngineError> {
-    if !(HOLD_TTL_MS_MIN..=HOLD_TTL_MS_MAX).contains(&ttl_ms) {
-        return Err(invalid(format!(
-            "ttl_ms {ttl_ms} is outside {HOLD_TTL_MS_MIN}..={HOLD_TTL_MS_MAX}"
-        )));
-    }
-    Ok(ttl_ms)
 }

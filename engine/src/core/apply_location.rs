@@ -1,13 +1,10 @@
 //! Handlers for location commands.
 
 use super::command::LocationSpec;
-use super::limits::{
-    LATITUDE_E6_MAX, LOCATION_CODE_BYTES_MAX, LOCATION_NAME_BYTES_MAX, LOCATIONS_MAX,
-    LONGITUDE_E6_MAX,
-};
+use super::limits::{LOCATION_CODE_BYTES_MAX, LOCATIONS_MAX};
 use super::outcome::{EngineError, Outcome, Reply};
 use super::state::State;
-use super::validate::{invalid, text};
+use super::validate::invalid;
 
 impl State {
     pub(crate) fn upsert_location(&mut self, spec: &LocationSpec) -> Outcome {
@@ -47,22 +44,5 @@ impl State {
 }
 
 fn check_location_spec(spec: &LocationSpec) -> Result<(), EngineError> {
-    text("location code", &spec.code, LOCATION_CODE_BYTES_MAX)?;
-    if spec.name.len() > LOCATION_NAME_BYTES_MAX {
-        return Err(invalid(format!("location name is over {LOCATION_NAME_BYTES_MAX} bytes")));
-    }
-    if spec.latitude_e6.abs() > LATITUDE_E6_MAX {
-        return Err(invalid(format!("latitude_e6 {} is out of range", spec.latitude_e6)));
-    }
-    if spec.longitude_e6.abs() > LONGITUDE_E6_MAX {
-        return Err(invalid(format!("longitude_e6 {} is out of range", spec.longitude_e6)));
-    }
-    let currency = &spec.shipping_cost.currency;
-    if currency.len() != 3 || !currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
-        return Err(invalid(format!("currency {currency:?} is not an ISO 4217 code")));
-    }
-    if spec.shipping_cost.base_minor < 0 || spec.shipping_cost.per_km_minor < 0 {
-        return Err(invalid("shipping cost is negative"));
-    }
-    Ok(())
+    allot_protocol::check::location_spec(spec).map_err(invalid)
 }

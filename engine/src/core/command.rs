@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use allot_protocol::model::{LineRequest, LocationKind, LocationSpec, Query, ShippingCost};
+
 use super::ids::HoldId;
 
 /// A mutating request as the log records it: an optional idempotency key and the command.
@@ -76,64 +78,34 @@ impl Command {
     }
 }
 
-/// One line of a hold or of a partial release.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct LineRequest {
-    pub sku: String,
-    pub location: String,
-    pub quantity: u32,
-}
-
-/// What kind of place a location is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum LocationKind {
-    Warehouse,
-    Store,
-    ThirdParty,
-    DropShip,
-}
-
-/// Every attribute of a location (DESIGN §2).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct LocationSpec {
-    pub code: String,
-    pub name: String,
-    pub kind: LocationKind,
-    /// Microdegrees (degrees × 10⁶), so the value is exact and hashable.
-    pub latitude_e6: i32,
-    pub longitude_e6: i32,
-    pub ships: bool,
-    pub pickup: bool,
-    /// Open shipments the location can take per day.
-    pub daily_capacity: u32,
-    pub shipping_cost: ShippingCost,
-    /// Lower wins a routing tie.
-    pub priority: u32,
-    pub active: bool,
-}
-
-/// Shipping cost model: `base + per_km × distance`, in minor units of `currency`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ShippingCost {
-    pub base_minor: i64,
-    pub per_km_minor: i64,
-    /// ISO 4217 code, three upper-case letters.
-    pub currency: String,
-}
-
-/// Read-only requests; they are not logged.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Query {
-    /// One stock cell.
-    Cell { sku: String, location: String },
-    /// A SKU's stock at every location that has a cell for it.
-    SkuStock { sku: String },
-    /// A hold by id.
-    Hold { hold: HoldId },
-    /// One location.
-    Location { location: String },
-    /// Every location, in code order.
-    Locations,
-    /// Every cell whose `available` is below zero.
-    Shortages,
+/// A client's command as the log records it. The wire's `Command` is a separate type
+/// because its variant order is frozen by `docs/protocol.md` while the log's is frozen
+/// by the files already written, and only the log has `Tick`.
+impl From<allot_protocol::Command> for Command {
+    fn from(command: allot_protocol::Command) -> Command {
+        use allot_protocol::Command as Wire;
+        match command {
+            Wire::UpsertLocation(spec) => Command::UpsertLocation(spec),
+            Wire::DeactivateLocation { location } => Command::DeactivateLocation { location },
+            Wire::Receive { sku, location, quantity } => {
+                Command::Receive { sku, location, quantity }
+            }
+            Wire::Adjust { sku, location, delta, reason } => {
+                Command::Adjust { sku, location, delta, reason }
+            }
+            Wire::CycleCount { sku, location, expected, counted } => {
+                Command::CycleCount { sku, location, expected, counted }
+            }
+            Wire::SetSafetyStock { sku, location, quantity } => {
+                Command::SetSafetyStock { sku, location, quantity }
+            }
+            Wire::Transfer { sku, from, to, quantity } => {
+                Command::Transfer { sku, from, to, quantity }
+            }
+            Wire::Reserve { lines, ttl_ms } => Command::Reserve { lines, ttl_ms },
+            Wire::ExtendHold { hold, ttl_ms } => Command::ExtendHold { hold, ttl_ms },
+            Wire::ReleaseHold { hold, lines } => Command::ReleaseHold { hold, lines },
+            Wire::CommitHold { hold, order_number } => Command::CommitHold { hold, order_number },
+        }
+    }
 }

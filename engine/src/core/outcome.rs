@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::command::LocationSpec;
 use super::ids::HoldId;
+pub use allot_protocol::model::{
+    CellView, HoldLineView, HoldState, HoldView, LocationView, Resolution,
+};
 
 /// The answer to one command or query.
 pub type Outcome = Result<Reply, EngineError>;
@@ -87,63 +89,3 @@ impl std::fmt::Display for EngineError {
 }
 
 impl std::error::Error for EngineError {}
-
-/// How a hold was resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Resolution {
-    Committed,
-    Released,
-    Expired,
-}
-
-impl std::fmt::Display for Resolution {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Resolution::Committed => "committed",
-            Resolution::Released => "released",
-            Resolution::Expired => "expired",
-        })
-    }
-}
-
-/// A hold's lifecycle: `held → committed | released | expired`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum HoldState {
-    Held,
-    Resolved(Resolution),
-}
-
-/// One stock cell as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CellView {
-    pub sku: String,
-    pub location: String,
-    pub on_hand: u32,
-    pub held: u32,
-    pub allocated: u32,
-    pub safety_stock: u32,
-    /// `on_hand − held − allocated − safety_stock`; negative means the cell is short.
-    pub available: i64,
-}
-
-/// One hold as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HoldView {
-    pub hold: HoldId,
-    pub state: HoldState,
-    pub lines: Vec<HoldLineView>,
-    pub created_at_ms: u64,
-    pub expires_at_ms: u64,
-    pub resolved_at_ms: Option<u64>,
-    pub order_number: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HoldLineView {
-    pub sku: String,
-    pub location: String,
-    pub quantity: u32,
-}
-
-/// One location as clients see it: exactly the attributes it was given.
-pub type LocationView = LocationSpec;

@@ -1,7 +1,8 @@
-//! Argument checks shared by the handlers; each failure is an `InvalidArgument` that
-//! says which field broke which limit.
+//! Argument checks shared by the handlers: the protocol crate's checks, each failure
+//! turned into an `InvalidArgument` that says which field broke which limit.
 
-use super::limits::{ON_HAND_MAX, QUANTITY_PER_LINE_MAX};
+use allot_protocol::check;
+
 use super::outcome::EngineError;
 
 pub fn invalid(message: impl Into<String>) -> EngineError {
@@ -10,33 +11,20 @@ pub fn invalid(message: impl Into<String>) -> EngineError {
 
 /// A non-empty string of at most `bytes_max` bytes with no control characters.
 pub fn text(field: &str, value: &str, bytes_max: usize) -> Result<(), EngineError> {
-    if value.is_empty() {
-        return Err(invalid(format!("{field} is empty")));
-    }
-    if value.len() > bytes_max {
-        return Err(invalid(format!("{field} is {} bytes, over {bytes_max}", value.len())));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(format!("{field} contains a control character")));
-    }
-    Ok(())
+    check::text(field, value, bytes_max).map_err(invalid)
 }
 
 /// A line or movement quantity: at least one, at most `QUANTITY_PER_LINE_MAX`.
 pub fn quantity(field: &str, value: u32) -> Result<(), EngineError> {
-    if value == 0 {
-        return Err(invalid(format!("{field} is zero")));
-    }
-    if value > QUANTITY_PER_LINE_MAX {
-        return Err(invalid(format!("{field} {value} is over {QUANTITY_PER_LINE_MAX}")));
-    }
-    Ok(())
+    check::quantity(field, value).map_err(invalid)
 }
 
 /// A stock level (on hand, safety stock, counted): at most `ON_HAND_MAX`.
 pub fn level(field: &str, value: u64) -> Result<u32, EngineError> {
-    if value > u64::from(ON_HAND_MAX) {
-        return Err(invalid(format!("{field} {value} is over {ON_HAND_MAX}")));
-    }
-    Ok(value as u32)
+    check::level(field, value).map_err(invalid)
+}
+
+/// A hold lifetime within its range.
+pub fn ttl(ttl_ms: u64) -> Result<u64, EngineError> {
+    check::ttl(ttl_ms).map_err(invalid).map(|()| ttl_ms)
 }

@@ -1,0 +1,256 @@
+//! Semantic checks of a request before it reaches the engine: string lengths, line
+//! counts, quantities ≥ 1, TTL range, coordinates. Each failure is a message naming the
+//! field and the limit; the engine's core calls the same checks, so the two agree.
+//!
+//! What needs the engine's state (an unknown SKU, an inactive location, stock levels
+//! after a movement) is checked by the engine, not here.
+
+use crate::error::Error;
+use crate::limits::{
+    BATCH_REQUESTS_MAX, CLIENT_NAME_BYTES_MAX, HOLD_TTL_MS_MAX, HOLD_TTL_MS_MIN,
+    IDEMPOTENCY_KEY_BYTES_MAX, LATITUDE_E6_MAX, LINES_PER_HOLD_MAX, LOCATION_CODE_BYTES_MAX,
+    LOCATION_NAME_BYTES_MAX, LONGITUDE_E6_MAX, ON_HAND_MAX, ORDER_NUMBER_BYTES_MAX,
+    QUANTITY_PER_LINE_MAX, REASON_BYTES_MAX, SKU_BYTES_MAX, TOKEN_BYTES_MAX,
+};
+use crate::message::{Command, Hello, Request, RequestBody};
+use crate::model::{LineRequest, LocationSpec, Query};
+
+/// A failed check: says which field broke which limit.
+pub type Checked = Result<(), String>;
+
+/// A non-empty string of at most `bytes_max` bytes with no control characters.
+pub fn text(field: &str, value: &str, bytes_max: usize) -> Checked {
+    if value.is_empty() {
+        return Err(format!("{field} is empty"));
+    }
+    if value.len() > bytes_max {
+        return Err(format!("{field} is {} bytes, over {bytes_max}", value.len()));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field} contains a control character"));
+    }
+    Ok(())
+}
+
+/// A line or movement quantity: at least one, at most `QUANTITY_PER_LINE_MAX`.
+pub fn quantity(field: &str, value: u32) -> Checked {
+    if value == 0 {
+        return Err(format!("{field} is zero"));
+    }
+    if value > QUANTITY_PER_LINE_MAX {
+        return Err(format!("{field} {value} is over {QUANTITY_PER_LINE_MAX}"));
+    }
+    Ok(())
+}
+
+/// A stock level (on hand, safety stock, counted): at most `ON_HAND_MAX`.
+pub fn level(field: &str, value: u64) -> Result<u32, String> {
+    if value > u64::from(ON_HAND_MAX) {
+        return Err(format!("{field} {value} is over {ON_HAND_MAX}"));
+    }
+    Ok(value as u32)
+}
+
+/// A hold lifetime within `HOLD_TTL_MS_MIN..=HOLD_TTL_MS_MAX`.
+pub fn ttl(ttl_ms: u64) -> Checked {
+    if !(HOLD_TTL_MS_MIN..=HOLD_TTL_MS_MAX).contains(&ttl_ms) {
+        return Err(format!("ttl_ms {ttl_ms} is outside {HOLD_TTL_MS_MIN}..={HOLD_TTL_MS_MAX}"));
+    }
+    Ok(())
+}
+
+/// Every attribute of a location within its range.
+pub fn location_spec(spec: &LocationSpec) -> Checked {
+    text("location code", &spec.code, LOCATION_CODE_BYTES_MAX)?;
+    if spec.name.len() > LOCATION_NAME_BYTES_MAX {
+        return Err(format!("location name is over {LOCATION_NAME_BYTES_MAX} bytes"));
+    }
+    if spec.latitude_e6.unsigned_abs() > LATITUDE_E6_MAX.unsigned_abs() {
+        return Err(format!("latitude_e6 {} is out of range", spec.latitude_e6));
+    }
+    if spec.longitude_e6.unsigned_abs() > LONGITUDE_E6_MAX.unsigned_abs() {
+        return Err(format!("longitude_e6 {} is out of range", spec.longitude_e6));
+    }
+    let currency = &spec.shipping_cost.currency;
+    if currency.len() != 3 || !currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
+        return Err(format!("currency {currency:?} is not an ISO 4217 code"));
+    }
+    if spec.shipping_cost.base_minor < 0 || spec.shipping_cost.per_km_minor < 0 {
+        return Err("shipping cost is negative".into());
+    }
+    Ok(())
+}
+
+/// The lines of a hold (`allow_empty` is false) or of a partial release (true: an empty
+/// list releases everything).
+pub fn lines(lines: &[LineRequest], allow_empty: bool) -> Checked {
+    if lines.is_empty() && !allow_empty {
+        return Err("a hold needs at least one line".into());
+    }
+    if lines.len() > LINES_PER_HOLD_MAX {
+        return Err(format!("{} lines, over {LINES_PER_HOLD_MAX}", lines.len()));
+    }
+    for line in lines {
+        cell(&line.sku, &line.location)?;
+        quantity("line quantity", line.quantity)?;
+    }
+    Ok(())
+}
+
+fn cell(sku: &str, location: &str) -> Checked {
+    text("sku", sku, SKU_BYTES_MAX)?;
+    text("location code", location, LOCATION_CODE_BYTES_MAX)
+}
+
+/// Everything about a command that can be checked without the engine's state.
+pub fn command(command: &Command) -> Checked {
+    match command {
+        Command::UpsertLocation(spec) => location_spec(spec),
+        Command::DeactivateLocation { location } => {
+            text("location code", location, LOCATION_CODE_BYTES_MAX)
+        }
+        Command::Receive { sku, location, quantity: units } => {
+            cell(sku, location)?;
+            quantity("quantity", *units)
+        }
+        Command::Adjust { sku, location, delta, reason } => {
+            cell(sku, location)?;
+            if *delta == 0 {
+                return Err("adjustment delta is zero".into());
+            }
+            level("adjustment delta", delta.unsigned_abs())?;
+            text("reason", reason, REASON_BYTES_MAX)
+        }
+        Command::CycleCount { sku, location, expected, counted } => {
+            cell(sku, location)?;
+            level("expected", u64::from(*expected))?;
+            level("counted", u64::from(*counted)).map(drop)
+        }
+        Command::SetSafetyStock { sku, location, quantity: units } => {
+            cell(sku, location)?;
+            level("safety stock", u64::from(*units)).map(drop)
+        }
+        Command::Transfer { sku, from, to, quantity: units } => {
+            cell(sku, from)?;
+            text("location code", to, LOCATION_CODE_BYTES_MAX)?;
+            if from == to {
+                return Err("transfer source and destination are the same location".into());
+            }
+            quantity("quantity", *units)
+        }
+        Command::Reserve { lines: hold_lines, ttl_ms } => {
+            lines(hold_lines, false)?;
+            ttl_ms.map_or(Ok(()), ttl)
+        }
+        Command::ExtendHold { ttl_ms, .. } => ttl(*ttl_ms),
+        Command::ReleaseHold { lines: released, .. } => lines(released, true),
+        Command::CommitHold { order_number, .. } => {
+            text("order number", order_number, ORDER_NUMBER_BYTES_MAX)
+        }
+    }
+}
+
+/// Everything about a query that can be checked without the engine's state.
+pub fn query(query: &Query) -> Checked {
+    match query {
+        Query::Cell { sku, location } => cell(sku, location),
+        Query::SkuStock { sku } => text("sku", sku, SKU_BYTES_MAX),
+        Query::Location { location } => text("location code", location, LOCATION_CODE_BYTES_MAX),
+        Query::Hold { .. } | Query::Locations | Query::Shortages => Ok(()),
+    }
+}
+
+/// A request's body, as the server checks it before the engine sees it.
+pub fn request(request: &Request) -> Result<(), Error> {
+    let checked = match &request.body {
+        RequestBody::Ping => Ok(()),
+        RequestBody::Query(wanted) => query(wanted),
+        RequestBody::Command { idempotency_key, command: change } => idempotency_key
+            .as_deref()
+            .map_or(Ok(()), |key| text("idempotency key", key, IDEMPOTENCY_KEY_BYTES_MAX))
+            .and_then(|()| command(change)),
+    };
+    checked.map_err(Error::invalid)
+}
+
+/// A batch frame's size.
+pub fn batch(requests: &[Request]) -> Result<(), Error> {
+    if requests.is_empty() {
+        return Err(Error::invalid("a batch needs at least one request"));
+    }
+    if requests.len() > BATCH_REQUESTS_MAX {
+        let message = format!("{} requests in a batch, over {BATCH_REQUESTS_MAX}", requests.len());
+        return Err(Error::invalid(message));
+    }
+    Ok(())
+}
+
+/// The handshake's strings (the version is the server's to judge).
+pub fn hello(hello: &Hello) -> Result<(), Error> {
+    if hello.token.len() > TOKEN_BYTES_MAX {
+        return Err(Error::invalid(format!("token is over {TOKEN_BYTES_MAX} bytes")));
+    }
+    if hello.client_name.len() > CLIENT_NAME_BYTES_MAX {
+        return Err(Error::invalid(format!("client name is over {CLIENT_NAME_BYTES_MAX} bytes")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(quantity: u32) -> LineRequest {
+        LineRequest { sku: "SKU-1".into(), location: "LDN".into(), quantity }
+    }
+
+    #[test]
+    fn a_zero_quantity_line_is_refused_naming_the_field() {
+        let error = command(&Command::Reserve { lines: vec![line(0)], ttl_ms: None }).unwrap_err();
+        assert_eq!(error, "line quantity is zero");
+    }
+
+    #[test]
+    fn too_many_lines_are_refused() {
+        let hold = Command::Reserve { lines: vec![line(1); LINES_PER_HOLD_MAX + 1], ttl_ms: None };
+        assert!(command(&hold).unwrap_err().contains("over 64"));
+        let hold = Command::Reserve { lines: vec![line(1); LINES_PER_HOLD_MAX], ttl_ms: None };
+        assert_eq!(command(&hold), Ok(()));
+    }
+
+    #[test]
+    fn an_overlong_sku_and_an_out_of_range_ttl_are_refused() {
+        let mut long = line(1);
+        long.sku = "x".repeat(SKU_BYTES_MAX + 1);
+        assert!(command(&Command::Reserve { lines: vec![long], ttl_ms: None }).is_err());
+        let short_ttl = Command::Reserve { lines: vec![line(1)], ttl_ms: Some(10) };
+        assert!(command(&short_ttl).unwrap_err().starts_with("ttl_ms 10"));
+    }
+
+    #[test]
+    fn an_empty_release_means_everything_but_an_empty_hold_is_refused() {
+        assert_eq!(command(&Command::ReleaseHold { hold: 1, lines: vec![] }), Ok(()));
+        assert!(command(&Command::Reserve { lines: vec![], ttl_ms: None }).is_err());
+    }
+
+    #[test]
+    fn an_oversized_idempotency_key_is_an_invalid_argument() {
+        let request = Request {
+            id: 7,
+            body: RequestBody::Command {
+                idempotency_key: Some("k".repeat(IDEMPOTENCY_KEY_BYTES_MAX + 1)),
+                command: Command::CommitHold { hold: 1, order_number: "O-1".into() },
+            },
+        };
+        let error = super::request(&request).unwrap_err();
+        assert_eq!(error.code, crate::ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn an_empty_or_oversized_batch_is_refused() {
+        assert!(batch(&[]).is_err());
+        let ping = Request { id: 1, body: RequestBody::Ping };
+        assert!(batch(&vec![ping.clone(); BATCH_REQUESTS_MAX + 1]).is_err());
+        assert!(batch(&vec![ping; BATCH_REQUESTS_MAX]).is_ok());
+    }
+}

@@ -1,0 +1,175 @@
+//! Every message on the wire: the handshake, requests and responses, batches.
+//!
+//! A stream carries client frames one way and server frames the other. The variant order
+//! of every enum here is part of the byte layout (the codec writes the variant index), so
+//! new variants go at the end and none is ever reordered or removed within a protocol
+//! version. `docs/protocol.md` lists every index.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::model::{CellView, HoldId, HoldState, HoldView, LineRequest, LocationSpec, Query};
+use crate::role::Role;
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// The first frame on every stream.
+    Hello(Hello),
+    Request(Request),
+    /// Many requests in one frame, answered by one `ServerFrame::Batch` in the same order.
+    Batch(Vec<Request>),
+}
+
+/// What a server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// The handshake was accepted.
+    Welcome(Welcome),
+    Response(Response),
+    /// The answers to a `ClientFrame::Batch`, one per request, in request order.
+    Batch(Vec<Response>),
+    /// The stream is refused or broken (bad handshake, malformed or oversized frame);
+    /// the server finishes the stream after sending it.
+    Refused(Error),
+}
+
+/// Opens a stream: which protocol the client speaks and who it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol_version: u16,
+    /// A bearer token from the server's configuration; empty when the client
+    /// authenticates with a client certificate instead.
+    pub token: String,
+    /// Free text for the server's logs, such as `checkout-eu-3`.
+    pub client_name: String,
+}
+
+/// Accepts a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub protocol_version: u16,
+    /// The server's software version, such as `0.1.0`.
+    pub server_version: String,
+    /// What the token (or client certificate) may do.
+    pub role: Role,
+    pub limits: ServerLimits,
+}
+
+/// The limits this server enforces, so a client can size its batches and pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerLimits {
+    pub frame_bytes_max: u32,
+    pub batch_requests_max: u32,
+    /// Requests a connection may have unanswered at once, over all its streams; more
+    /// are answered `Overloaded`.
+    pub in_flight_requests_max: u32,
+    pub lines_per_hold_max: u32,
+}
+
+/// One request with the client's id for it; the response carries the id back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    pub body: RequestBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestBody {
+    /// Answered `Reply::Pong` by the server itself.
+    Ping,
+    /// A change to the engine's state. With an idempotency key, a retry of the same
+    /// command gets the original answer and is applied once.
+    Command {
+        idempotency_key: Option<String>,
+        command: Command,
+    },
+    Query(Query),
+}
+
+/// Every change a client may ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a location, or replace every attribute of an existing one.
+    UpsertLocation(LocationSpec),
+    /// Stop holding and routing at a location; its stock stays where it is.
+    DeactivateLocation { location: String },
+    /// Goods received: `on_hand` goes up.
+    Receive { sku: String, location: String, quantity: u32 },
+    /// A correction of `on_hand` by `delta`, with the retailer's reason code.
+    Adjust { sku: String, location: String, delta: i64, reason: String },
+    /// Set `on_hand` to `counted` only if it is still `expected` (compare-and-set).
+    CycleCount { sku: String, location: String, expected: u32, counted: u32 },
+    /// Units kept back from sale at a cell.
+    SetSafetyStock { sku: String, location: String, quantity: u32 },
+    /// Move units between two locations, limited by what is available at the source.
+    Transfer { sku: String, from: String, to: String, quantity: u32 },
+    /// Hold stock for a cart, all lines or none; `ttl_ms` defaults to 15 minutes.
+    Reserve { lines: Vec<LineRequest>, ttl_ms: Option<u64> },
+    /// Move a live hold's deadline to `now + ttl_ms`.
+    ExtendHold { hold: HoldId, ttl_ms: u64 },
+    /// Release the named quantities of a live hold, or all of it when `lines` is empty.
+    ReleaseHold { hold: HoldId, lines: Vec<LineRequest> },
+    /// Turn a live hold into an allocation for an order.
+    CommitHold { hold: HoldId, order_number: String },
+}
+
+impl Command {
+    /// Short name for logs, metrics and error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::UpsertLocation(_) => "upsert_location",
+            Command::DeactivateLocation { .. } => "deactivate_location",
+            Command::Receive { .. } => "receive",
+            Command::Adjust { .. } => "adjust",
+            Command::CycleCount { .. } => "cycle_count",
+            Command::SetSafetyStock { .. } => "set_safety_stock",
+            Command::Transfer { .. } => "transfer",
+            Command::Reserve { .. } => "reserve",
+            Command::ExtendHold { .. } => "extend_hold",
+            Command::ReleaseHold { .. } => "release_hold",
+            Command::CommitHold { .. } => "commit_hold",
+        }
+    }
+}
+
+/// The answer to one request; `result` is the reply or a typed error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub id: u64,
+    pub result: Result<Reply, Error>,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Pong {
+        server_version: String,
+    },
+    Location(LocationSpec),
+    Locations(Vec<LocationSpec>),
+    Cell(CellView),
+    Cells(Vec<CellView>),
+    Transferred {
+        from: CellView,
+        to: CellView,
+    },
+    HoldPlaced {
+        hold: HoldId,
+        expires_at_ms: u64,
+    },
+    HoldExtended {
+        hold: HoldId,
+        expires_at_ms: u64,
+    },
+    /// Some or all of a hold released; `units_held` is what it still holds.
+    HoldReleased {
+        hold: HoldId,
+        state: HoldState,
+        units_held: u64,
+    },
+    HoldCommitted {
+        hold: HoldId,
+    },
+    Hold(HoldView),
+}
