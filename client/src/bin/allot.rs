@@ -1,0 +1,3 @@
+//! `allot`, the operator CLI.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! allot's async client over QUIC.

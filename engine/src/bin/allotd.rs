@@ -1,0 +1,3 @@
+//! `allotd`, the allot server.
+
+fn main() {}
