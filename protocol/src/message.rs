@@ -61,8 +61,9 @@ pub struct Welcome {
 pub struct ServerLimits {
     pub frame_bytes_max: u32,
     pub batch_requests_max: u32,
-    /// Requests a connection may have unanswered at once, over all its streams; more
-    /// are answered `Overloaded`.
+    /// Requests a connection may have unanswered at once, over all its streams; at the
+    /// limit the server stops reading until answers go out, so a client that sends more
+    /// waits (QUIC flow control) rather than failing.
     pub in_flight_requests_max: u32,
     pub lines_per_hold_max: u32,
 }
