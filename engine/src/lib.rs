@@ -8,6 +8,7 @@ mod engine;
 mod pending;
 mod recover;
 mod sequencer;
+pub mod server;
 mod snapshotter;
 pub mod wire;
 

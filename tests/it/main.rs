@@ -1,9 +1,12 @@
 //! One integration test binary; each module pins down one behaviour area.
+mod cli;
 mod corruption;
 mod crash;
+mod e2e;
 mod engine_api;
 mod faults;
 mod idempotency;
 mod model;
 mod replay;
+mod server_abuse;
 mod support;

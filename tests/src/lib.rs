@@ -2,6 +2,8 @@
 //! format in which the child reports what the engine acknowledged, and the seeded
 //! generator (the benches' `Rng`).
 
+pub mod allotd;
+
 pub use allot_bench::Rng;
 
 /// One acknowledgement the crash-test child saw, as one line on its stdout.

@@ -1,0 +1,159 @@
+//! The development certificate, key and admin token that `allotd` creates in its data
+//! directory when none are configured: made once, reused on every later start, so
+//! clients keep trusting the same certificate and the same token keeps working.
+//!
+//! The engine's recovery only looks at `wal-*.log`, `snapshot-*.snap*` and `LOCK`, so
+//! these files can live beside them.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use allot_protocol::limits::TOKEN_BYTES_MAX;
+
+use super::ServerError;
+
+pub const DEV_CERT_FILE_NAME: &str = "dev-cert.pem";
+pub const DEV_KEY_FILE_NAME: &str = "dev-key.pem";
+pub const DEV_TOKEN_FILE_NAME: &str = "dev-token";
+
+/// Random bytes in a development token (hex-encoded, so twice as many characters).
+pub const DEV_TOKEN_BYTES: usize = 32;
+
+/// Names the certificate is valid for: what a client on the same machine dials.
+const DEV_CERT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// Only the owner may read a private key or a token.
+const PRIVATE_FILE_MODE: u32 = 0o600;
+const PUBLIC_FILE_MODE: u32 = 0o644;
+
+/// Whether a development file was made now or found from an earlier start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Created,
+    Reused,
+}
+
+/// The development certificate and key in `data_dir`, created if either is missing.
+pub fn dev_cert(data_dir: &Path) -> Result<(PathBuf, PathBuf, Origin), ServerError> {
+    let cert = data_dir.join(DEV_CERT_FILE_NAME);
+    let key = data_dir.join(DEV_KEY_FILE_NAME);
+    match (cert.exists(), key.exists()) {
+        (true, true) => return Ok((cert, key, Origin::Reused)),
+        (true, false) | (false, true) => {
+            tracing::warn!(dir = %data_dir.display(), "half a development key pair; making a new pair");
+        }
+        (false, false) => {}
+    }
+    let names: Vec<String> = DEV_CERT_NAMES.iter().map(|name| name.to_string()).collect();
+    let certified = rcgen::generate_simple_self_signed(names).map_err(|error| {
+        ServerError::Tls(format!("cannot make a development certificate: {error}"))
+    })?;
+    // The key goes first: a certificate on disk without its key would be reused as half a pair.
+    write_atomically(&key, certified.signing_key.serialize_pem().as_bytes(), PRIVATE_FILE_MODE)?;
+    write_atomically(&cert, certified.cert.pem().as_bytes(), PUBLIC_FILE_MODE)?;
+    Ok((cert, key, Origin::Created))
+}
+
+/// The development admin token in `data_dir`, created if missing.
+pub fn dev_token(data_dir: &Path) -> Result<(String, PathBuf, Origin), ServerError> {
+    let path = data_dir.join(DEV_TOKEN_FILE_NAME);
+    if path.exists() {
+        let text = fs::read_to_string(&path).map_err(ServerError::io("read", &path))?;
+        let token = text.trim().to_owned();
+        if token.is_empty() || token.len() > TOKEN_BYTES_MAX || token.contains(char::is_whitespace)
+        {
+            return Err(ServerError::Config(format!(
+                "{} does not hold a usable token; delete it to have a new one made",
+                path.display()
+            )));
+        }
+        return Ok((token, path, Origin::Reused));
+    }
+    let token = random_hex(DEV_TOKEN_BYTES)?;
+    write_atomically(&path, format!("{token}\n").as_bytes(), PRIVATE_FILE_MODE)?;
+    Ok((token, path, Origin::Created))
+}
+
+fn random_hex(bytes: usize) -> Result<String, ServerError> {
+    let mut random = vec![0; bytes];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut random)
+        .map_err(|_| ServerError::Config("the system random number generator failed".into()))?;
+    Ok(random.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// Writes a temporary file with `mode` from the start (a secret is never readable by
+/// others, not even for a moment), then renames it into place, so a crash leaves the old
+/// file or the whole new one.
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ServerError> {
+    let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("dev-file");
+    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(ServerError::io("create", &tmp))?;
+    file.write_all(bytes).map_err(ServerError::io("write", &tmp))?;
+    file.sync_all().map_err(ServerError::io("sync", &tmp))?;
+    fs::rename(&tmp, path).map_err(ServerError::io("rename", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_dev_certificate_is_made_once_then_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key, origin) = dev_cert(dir.path()).expect("create");
+        assert_eq!(origin, Origin::Created);
+        assert_eq!(mode(&key), PRIVATE_FILE_MODE);
+        let first = fs::read(&cert).expect("read");
+        assert!(first.starts_with(b"-----BEGIN CERTIFICATE-----"));
+
+        let (again, _, origin) = dev_cert(dir.path()).expect("reuse");
+        assert_eq!(origin, Origin::Reused);
+        assert_eq!(fs::read(again).expect("read"), first);
+    }
+
+    #[test]
+    fn half_a_key_pair_is_replaced_by_a_new_pair() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join(DEV_CERT_FILE_NAME), "stale").expect("write");
+        let (cert, key, origin) = dev_cert(dir.path()).expect("create");
+        assert_eq!(origin, Origin::Created);
+        assert_ne!(fs::read(cert).expect("read"), b"stale");
+        assert!(key.exists());
+    }
+
+    #[test]
+    fn the_dev_token_is_64_hex_characters_private_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (token, path, origin) = dev_token(dir.path()).expect("create");
+        assert_eq!(origin, Origin::Created);
+        assert_eq!(token.len(), 2 * DEV_TOKEN_BYTES);
+        assert!(token.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_eq!(mode(&path), PRIVATE_FILE_MODE);
+
+        let (again, _, origin) = dev_token(dir.path()).expect("reuse");
+        assert_eq!((again, origin), (token, Origin::Reused));
+    }
+
+    #[test]
+    fn an_empty_dev_token_file_is_refused_rather_than_accepting_an_empty_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join(DEV_TOKEN_FILE_NAME), "\n").expect("write");
+        assert!(matches!(dev_token(dir.path()), Err(ServerError::Config(_))));
+    }
+}

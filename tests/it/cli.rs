@@ -1,0 +1,131 @@
+//! The `allot` operator CLI against a real `allotd`: the README's lines work, `--json`
+//! is parseable, and every error exits non-zero.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use allot_tests::allotd::Allotd;
+use serde_json::Value;
+
+/// The `allot` binary cargo built beside this test executable (the client crate's own
+/// integration tests make `cargo test --workspace` build it).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let mut dir = exe.parent().expect("the executable's directory").to_owned();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join("allot");
+    assert!(path.exists(), "{} is missing: run cargo build -p allot-client", path.display());
+    path
+}
+
+fn allot(allotd: &Allotd, args: &[&str]) -> Output {
+    Command::new(binary())
+        .arg("--data-dir")
+        .arg(allotd.data_dir())
+        .arg("--addr")
+        .arg(allotd.addr().to_string())
+        .args(args)
+        .env_remove("ALLOT_ADDR")
+        .env_remove("ALLOT_TOKEN")
+        .env_remove("ALLOT_DATA_DIR")
+        .output()
+        .expect("run allot")
+}
+
+fn succeeds(allotd: &Allotd, args: &[&str]) -> String {
+    let output = allot(allotd, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "allot {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn json(allotd: &Allotd, args: &[&str]) -> Value {
+    let mut with_json = vec!["--json"];
+    with_json.extend_from_slice(args);
+    let stdout = succeeds(allotd, &with_json);
+    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+#[test]
+fn the_readme_lines_create_a_location_receive_stock_hold_and_read_it_back() {
+    let allotd = Allotd::start();
+    succeeds(&allotd, &["ping"]);
+    succeeds(
+        &allotd,
+        &[
+            "location",
+            "add",
+            "LDN-1",
+            "--name",
+            "London",
+            "--kind",
+            "warehouse",
+            "--lat",
+            "51.5072",
+            "--lon=-0.1276",
+        ],
+    );
+    succeeds(&allotd, &["stock", "receive", "TEE-RED-M", "LDN-1", "100"]);
+    let placed = json(&allotd, &["hold", "create", "TEE-RED-M@LDN-1:2"]);
+    let hold = placed["hold"].as_u64().expect("a hold id");
+    let view = json(&allotd, &["hold", "get", &hold.to_string()]);
+    assert_eq!(view["state"], "Held");
+    assert_eq!(view["lines"][0]["quantity"], 2);
+    let cell = json(&allotd, &["stock", "get", "TEE-RED-M", "LDN-1"]);
+    assert_eq!(cell["held"], 2);
+    assert_eq!(cell["available"], 98);
+    let human = succeeds(&allotd, &["stock", "get", "TEE-RED-M", "LDN-1"]);
+    assert!(human.contains("TEE-RED-M"), "{human}");
+}
+
+#[test]
+fn an_unknown_hold_exits_non_zero_with_not_found() {
+    let allotd = Allotd::start();
+    let output = allot(&allotd, &["hold", "get", "424242"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("NotFound"));
+    let output = allot(&allotd, &["--json", "hold", "get", "424242"]);
+    assert_eq!(output.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&output.stdout).expect("a JSON error");
+    assert_eq!(error["error"]["code"], "NotFound");
+}
+
+#[test]
+fn a_stock_import_applies_good_rows_and_exits_non_zero_naming_the_bad_ones() {
+    let allotd = Allotd::start();
+    let files = tempfile::tempdir().unwrap();
+    let locations = files.path().join("locations.csv");
+    std::fs::write(
+        &locations,
+        "code,name,kind,lat,lon,ships,pickup,capacity,base_cost,per_km,currency,priority\n\
+         LDN,London,warehouse,51.5,-0.12,true,false,500,450,2,GBP,1\n\
+         MAN,Manchester,store,53.48,-2.24,false,true,50,0,0,GBP,2\n",
+    )
+    .unwrap();
+    succeeds(&allotd, &["import", "locations", locations.to_str().unwrap()]);
+    let stock = files.path().join("stock.csv");
+    let mut rows = String::from("sku,location,quantity\n");
+    for sku in 0..500 {
+        rows.push_str(&format!("SKU-{sku},LDN,{}\n", sku + 1));
+    }
+    rows.push_str("SKU-X,NOWHERE,1\nSKU-Y,MAN,0\n");
+    std::fs::write(&stock, rows).unwrap();
+    let output = allot(&allotd, &["import", "stock", stock.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "two bad rows must fail the import");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("500"), "{report}");
+    let cell = json(&allotd, &["stock", "get", "SKU-499", "LDN"]);
+    assert_eq!(cell["on_hand"], 500);
+    let listed = json(&allotd, &["location", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+}
