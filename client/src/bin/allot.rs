@@ -1,3 +1,0 @@
-//! `allot`, the operator CLI.
-
-fn main() {}

@@ -1,0 +1,274 @@
+//! Runs one subcommand against the server and shapes its result for printing.
+
+use std::io::IsTerminal;
+
+use allot_client::config::DEV_CERT_FILE;
+use allot_client::protocol::{ErrorCode, LocationSpec, ShippingCost};
+use allot_client::{Client, ClientConfig, ClientError, Trust};
+use serde_json::json;
+
+use crate::args::{
+    Cli, Command, ConnectionArgs, HoldCommand, ImportCommand, LocationAdd, LocationCommand,
+    StockCommand,
+};
+use crate::import;
+use crate::output::{self, Output, to_json};
+
+/// The name the CLI gives itself in `Hello`.
+const CLIENT_NAME: &str = "allot-cli";
+
+/// Connects, runs the command, and closes the connection politely.
+pub async fn run(cli: Cli) -> Result<Output, ClientError> {
+    let config = client_config(&cli.connection)?;
+    let client = Client::connect(config).await?;
+    let progress_visible = !cli.json && std::io::stdout().is_terminal();
+    let output = execute(&client, cli.command, progress_visible).await;
+    client.close().await;
+    output
+}
+
+/// The client configuration the flags describe: `--data-dir` for a development server,
+/// else `--ca` or `--cert`; `--token` wins over the data directory's token.
+pub fn client_config(args: &ConnectionArgs) -> Result<ClientConfig, ClientError> {
+    let mut config = match (&args.data_dir, &args.token) {
+        (Some(dir), Some(token)) => {
+            ClientConfig::new(&args.addr, Trust::PinnedCert(dir.join(DEV_CERT_FILE)), token)
+        }
+        (Some(dir), None) => ClientConfig::from_data_dir(&args.addr, dir)?,
+        (None, token) => {
+            let trust = explicit_trust(args).ok_or_else(|| {
+                ClientError::Config(
+                    "say which certificate to trust: --ca FILE, --cert FILE or --data-dir DIR"
+                        .into(),
+                )
+            })?;
+            ClientConfig::new(&args.addr, trust, token.clone().unwrap_or_default())
+        }
+    };
+    if let Some(trust) = explicit_trust(args) {
+        config.trust = trust;
+    }
+    config.server_name = args.server_name.clone();
+    config.client_name = CLIENT_NAME.into();
+    config.request_timeout = std::time::Duration::from_millis(args.timeout_ms);
+    config.connect_timeout = std::time::Duration::from_millis(args.connect_timeout_ms);
+    config.retries = args.retries;
+    Ok(config)
+}
+
+fn explicit_trust(args: &ConnectionArgs) -> Option<Trust> {
+    match (&args.ca, &args.cert) {
+        (Some(ca), _) => Some(Trust::CaFile(ca.clone())),
+        (None, Some(cert)) => Some(Trust::PinnedCert(cert.clone())),
+        (None, None) => None,
+    }
+}
+
+async fn execute(
+    client: &Client,
+    command: Command,
+    progress_visible: bool,
+) -> Result<Output, ClientError> {
+    match command {
+        Command::Ping => ping(client).await,
+        Command::Location(command) => location(client, command).await,
+        Command::Stock(command) => stock(client, command).await,
+        Command::Hold(command) => hold(client, command).await,
+        Command::Import(command) => import(client, command, progress_visible).await,
+    }
+}
+
+async fn ping(client: &Client) -> Result<Output, ClientError> {
+    let version = client.ping().await?;
+    let welcome = client.welcome();
+    let human = format!("allotd {version} at {}, role {}", client.config().addr, welcome.role);
+    let json = json!({
+        "server_version": version,
+        "role": welcome.role.name(),
+        "limits": to_json(&welcome.limits),
+    });
+    Ok(Output::new(human, json))
+}
+
+async fn location(client: &Client, command: LocationCommand) -> Result<Output, ClientError> {
+    let spec = match command {
+        LocationCommand::Add(add) => client.upsert_location(location_spec(add)).await?,
+        LocationCommand::Get { code } => client.location(code).await?,
+        LocationCommand::Deactivate { code } => client.deactivate_location(code).await?,
+        LocationCommand::List => {
+            let all = client.locations().await?;
+            return Ok(Output::new(output::locations(&all), to_json(&all)));
+        }
+    };
+    Ok(Output::new(output::locations(std::slice::from_ref(&spec)), to_json(&spec)))
+}
+
+/// The location a `location add` describes; a location is added active.
+pub fn location_spec(add: LocationAdd) -> LocationSpec {
+    LocationSpec {
+        ships: add.ships(),
+        code: add.code,
+        name: add.name,
+        kind: add.kind.into(),
+        latitude_e6: add.lat,
+        longitude_e6: add.lon,
+        pickup: add.pickup,
+        daily_capacity: add.capacity,
+        shipping_cost: ShippingCost {
+            base_minor: add.base_cost,
+            per_km_minor: add.per_km,
+            currency: add.currency,
+        },
+        priority: add.priority,
+        active: true,
+    }
+}
+
+async fn stock(client: &Client, command: StockCommand) -> Result<Output, ClientError> {
+    let cell = match command {
+        StockCommand::Receive { sku, location, quantity } => {
+            client.receive(sku, location, quantity).await?
+        }
+        StockCommand::Adjust { sku, location, delta, reason } => {
+            client.adjust(sku, location, delta, reason).await?
+        }
+        StockCommand::Set { sku, location, quantity } => {
+            set_on_hand(client, sku, location, quantity).await?
+        }
+        StockCommand::Safety { sku, location, quantity } => {
+            client.set_safety_stock(sku, location, quantity).await?
+        }
+        StockCommand::Get { sku, location: Some(location) } => client.cell(sku, location).await?,
+        StockCommand::Transfer { sku, from, to, quantity } => {
+            let (from, to) = client.transfer(sku, from, to, quantity).await?;
+            let human = output::cells(&[from.clone(), to.clone()]);
+            return Ok(Output::new(human, json!({ "from": to_json(&from), "to": to_json(&to) })));
+        }
+        StockCommand::Get { sku, location: None } => {
+            let cells = client.sku_stock(&sku).await?;
+            return Ok(cell_list(&cells, &format!("no stock of {sku}")));
+        }
+        StockCommand::Shortages => {
+            return Ok(cell_list(&client.shortages().await?, "no shortages"));
+        }
+    };
+    Ok(Output::new(output::cells(std::slice::from_ref(&cell)), to_json(&cell)))
+}
+
+fn cell_list(cells: &[allot_client::protocol::CellView], empty: &str) -> Output {
+    let human = if cells.is_empty() { empty.to_owned() } else { output::cells(cells) };
+    Output::new(human, to_json(&cells))
+}
+
+/// Sets `on_hand` by compare-and-set: a cycle count expecting the level just read, so a
+/// concurrent change fails with `CompareFailed` instead of being overwritten.
+async fn set_on_hand(
+    client: &Client,
+    sku: String,
+    location: String,
+    quantity: u32,
+) -> Result<allot_client::protocol::CellView, ClientError> {
+    let expected = match client.cell(&sku, &location).await {
+        Ok(cell) => cell.on_hand,
+        // A SKU never stocked anywhere has no cell yet: it holds nothing.
+        Err(error) if error.code() == Some(&ErrorCode::NotFound) => 0,
+        Err(error) => return Err(error),
+    };
+    client.cycle_count(sku, location, expected, quantity).await
+}
+
+async fn hold(client: &Client, command: HoldCommand) -> Result<Output, ClientError> {
+    match command {
+        HoldCommand::Create { lines, ttl_ms } => {
+            let placed = client.reserve(lines, ttl_ms).await?;
+            let human = format!(
+                "hold {} placed, expires {}",
+                placed.hold,
+                output::utc(placed.expires_at_ms)
+            );
+            Ok(Output::new(human, to_json(&placed)))
+        }
+        HoldCommand::Get { id } => {
+            let view = client.hold(id).await?;
+            Ok(Output::new(output::hold(&view), to_json(&view)))
+        }
+        HoldCommand::Extend { id, ttl_ms } => {
+            let expires_at_ms = client.extend_hold(id, ttl_ms).await?;
+            let human = format!("hold {id} expires {}", output::utc(expires_at_ms));
+            Ok(Output::new(human, json!({ "hold": id, "expires_at_ms": expires_at_ms })))
+        }
+        HoldCommand::Release { id, lines } => {
+            let released = client.release_hold(id, lines).await?;
+            let human = format!(
+                "hold {id} {}, {} units still held",
+                output::hold_state(released.state),
+                released.units_held
+            );
+            Ok(Output::new(human, to_json(&released)))
+        }
+        HoldCommand::Commit { id, order_number } => {
+            client.commit_hold(id, &order_number).await?;
+            let human = format!("hold {id} committed to order {order_number}");
+            Ok(Output::new(human, json!({ "hold": id, "order_number": order_number })))
+        }
+    }
+}
+
+async fn import(
+    client: &Client,
+    command: ImportCommand,
+    progress_visible: bool,
+) -> Result<Output, ClientError> {
+    // Locations go one frame at a time, so a code listed twice ends as its last row;
+    // receipts add up in any order and go several frames at once.
+    let (parsed, in_flight) = match command {
+        ImportCommand::Locations { file } => {
+            (import::read_file(&file, import::parse_locations)?, 1)
+        }
+        ImportCommand::Stock { file } => {
+            (import::read_file(&file, import::parse_stock)?, import::IMPORT_BATCHES_IN_FLIGHT)
+        }
+    };
+    let progress =
+        import::progress_bar(parsed.commands.len() + parsed.errors.len(), progress_visible);
+    Ok(import::send(client, parsed, in_flight, &progress).await.output())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn args(data_dir: Option<&str>, cert: Option<&str>, token: Option<&str>) -> ConnectionArgs {
+        ConnectionArgs {
+            addr: "127.0.0.1:7411".into(),
+            ca: None,
+            cert: cert.map(PathBuf::from),
+            token: token.map(str::to_owned),
+            data_dir: data_dir.map(PathBuf::from),
+            server_name: "localhost".into(),
+            timeout_ms: 1_500,
+            connect_timeout_ms: 700,
+            retries: 0,
+        }
+    }
+
+    #[test]
+    fn a_data_dir_with_a_token_flag_needs_no_token_file() {
+        let config = client_config(&args(Some("/data"), None, Some("t0k"))).unwrap();
+        assert_eq!(config.trust, Trust::PinnedCert(PathBuf::from("/data").join(DEV_CERT_FILE)));
+        assert_eq!(config.token, "t0k");
+        assert_eq!(config.request_timeout, std::time::Duration::from_millis(1_500));
+        assert_eq!(config.retries, 0);
+        assert_eq!(config.client_name, CLIENT_NAME);
+    }
+
+    #[test]
+    fn a_cert_flag_overrides_the_data_dir_certificate_and_trust_is_required() {
+        let config = client_config(&args(Some("/data"), Some("/pinned.pem"), Some("t"))).unwrap();
+        assert_eq!(config.trust, Trust::PinnedCert("/pinned.pem".into()));
+        let error = client_config(&args(None, None, Some("t"))).unwrap_err();
+        assert!(matches!(&error, ClientError::Config(m) if m.contains("--data-dir")), "{error}");
+    }
+}
