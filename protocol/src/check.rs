@@ -65,6 +65,9 @@ pub fn location_spec(spec: &LocationSpec) -> Checked {
     if spec.name.len() > LOCATION_NAME_BYTES_MAX {
         return Err(format!("location name is over {LOCATION_NAME_BYTES_MAX} bytes"));
     }
+    if spec.name.chars().any(char::is_control) {
+        return Err("location name contains a control character".into());
+    }
     if spec.latitude_e6.unsigned_abs() > LATITUDE_E6_MAX.unsigned_abs() {
         return Err(format!("latitude_e6 {} is out of range", spec.latitude_e6));
     }
@@ -192,6 +195,9 @@ pub fn hello(hello: &Hello) -> Result<(), Error> {
     }
     if hello.client_name.len() > CLIENT_NAME_BYTES_MAX {
         return Err(Error::invalid(format!("client name is over {CLIENT_NAME_BYTES_MAX} bytes")));
+    }
+    if hello.client_name.chars().any(char::is_control) {
+        return Err(Error::invalid("client name contains a control character"));
     }
     Ok(())
 }

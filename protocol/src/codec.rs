@@ -15,11 +15,22 @@ use crate::limits::FRAME_BYTES_MAX;
 use crate::message::{ClientFrame, ServerFrame};
 
 fn config() -> impl bincode::config::Config {
+    config_limited::<FRAME_BYTES_MAX>()
+}
+
+fn config_limited<const BYTES_MAX: usize>() -> impl bincode::config::Config {
     bincode::config::standard()
         .with_little_endian()
         .with_fixed_int_encoding()
-        .with_limit::<FRAME_BYTES_MAX>()
+        .with_limit::<BYTES_MAX>()
 }
+
+/// Decode limits tried from the smallest: the decoder allocates what a length inside the
+/// payload claims before it sees whether the bytes are there, so the limit must be close
+/// to the payload's real size or a 14-byte frame could make it allocate 4 MiB.
+const DECODE_LIMIT_SMALL_BYTES: usize = 4 * 1024;
+const DECODE_LIMIT_MEDIUM_BYTES: usize = 64 * 1024;
+const DECODE_LIMIT_LARGE_BYTES: usize = 1024 * 1024;
 
 /// A payload that is not a valid message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +81,20 @@ pub fn frame<T: Serialize>(message: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
-    let (message, read) = bincode::serde::decode_from_slice(payload, config())
-        .map_err(|error| DecodeError(error.to_string()))?;
+    let decoded = match payload.len() {
+        0..=DECODE_LIMIT_SMALL_BYTES => {
+            bincode::serde::decode_from_slice(payload, config_limited::<DECODE_LIMIT_SMALL_BYTES>())
+        }
+        0..=DECODE_LIMIT_MEDIUM_BYTES => bincode::serde::decode_from_slice(
+            payload,
+            config_limited::<DECODE_LIMIT_MEDIUM_BYTES>(),
+        ),
+        0..=DECODE_LIMIT_LARGE_BYTES => {
+            bincode::serde::decode_from_slice(payload, config_limited::<DECODE_LIMIT_LARGE_BYTES>())
+        }
+        _ => bincode::serde::decode_from_slice(payload, config()),
+    };
+    let (message, read) = decoded.map_err(|error| DecodeError(error.to_string()))?;
     if read != payload.len() {
         return Err(DecodeError(format!("{} trailing bytes", payload.len() - read)));
     }
@@ -86,4 +109,34 @@ pub fn decode_client(payload: &[u8]) -> Result<ClientFrame, DecodeError> {
 /// Decodes a payload a server sent.
 pub fn decode_server(payload: &[u8]) -> Result<ServerFrame, DecodeError> {
     decode(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_frame_claiming_a_long_string_is_refused_by_the_small_limit() {
+        // A Hello whose token claims 4 000 000 bytes, in a 14-byte payload.
+        let payload = [0, 0, 0, 0, 1, 0, 0x00, 0x09, 0x3d, 0, 0, 0, 0, 0];
+        let error = decode_client(&payload).unwrap_err();
+        assert!(error.0.contains("LimitExceeded"), "{error}");
+    }
+
+    #[test]
+    fn a_message_as_long_as_a_decode_limit_still_decodes() {
+        for length in [DECODE_LIMIT_SMALL_BYTES, DECODE_LIMIT_MEDIUM_BYTES] {
+            // ClientFrame::Hello: tag (4) + version (2) + token length (8) + token +
+            // client-name length (8): fill the token so the payload is exactly `length`.
+            let token = "t".repeat(length - 4 - 2 - 8 - 8);
+            let hello = ClientFrame::Hello(crate::message::Hello {
+                protocol_version: 1,
+                token,
+                client_name: String::new(),
+            });
+            let payload = encode_payload(&hello);
+            assert_eq!(payload.len(), length);
+            assert_eq!(decode_client(&payload), Ok(hello));
+        }
+    }
 }

@@ -1,0 +1,808 @@
+//! `docs/protocol.md` against the code: every golden vector, every variant index and every
+//! limit in the document must be what the codec and `limits.rs` say, byte for byte.
+
+use allot_protocol::codec::{decode_client, decode_server, encode_payload, frame};
+use allot_protocol::limits;
+use allot_protocol::{
+    CellView, ClientFrame, Command, Error, ErrorCode, Hello, HoldLineView, HoldState, HoldView,
+    LineRequest, LocationKind, LocationSpec, Query, Reply, Request, RequestBody, Resolution,
+    Response, Role, ServerFrame, ServerLimits, ShippingCost, Welcome,
+};
+use serde::Serialize;
+
+fn document() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
+    std::fs::read_to_string(path).unwrap_or_else(|error| panic!("reading {path}: {error}"))
+}
+
+/// Every `### vector: NAME` section of the document with the bytes of its `hex` block.
+fn documented_vectors(document: &str) -> Vec<(String, Vec<u8>)> {
+    let mut vectors: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut lines = document.lines();
+    let mut current: Option<String> = None;
+    while let Some(line) = lines.next() {
+        if let Some(name) = line.strip_prefix("### vector: ") {
+            assert!(current.is_none(), "vector {current:?} has no hex block");
+            current = Some(name.trim().to_owned());
+        } else if line.starts_with('#') && !line.starts_with("####") {
+            assert!(current.is_none(), "vector {current:?} has no hex block before {line:?}");
+        } else if line.trim() == "```hex" {
+            let name = current.take().expect("a hex block belongs to a vector heading");
+            let mut bytes = Vec::new();
+            for hex_line in lines.by_ref().take_while(|line| line.trim() != "```") {
+                let data = hex_line.split('#').next().unwrap_or("");
+                for byte in data.split_whitespace() {
+                    let value = u8::from_str_radix(byte, 16)
+                        .unwrap_or_else(|_| panic!("vector {name}: {byte:?} is not a hex byte"));
+                    bytes.push(value);
+                }
+            }
+            assert!(
+                vectors.iter().all(|(existing, _)| *existing != name),
+                "vector {name} appears twice"
+            );
+            vectors.push((name, bytes));
+        }
+    }
+    assert!(current.is_none(), "vector {current:?} has no hex block");
+    vectors
+}
+
+#[derive(Debug, PartialEq)]
+enum Message {
+    Client(ClientFrame),
+    Server(ServerFrame),
+}
+
+/// Every vector the document must contain.
+const VECTOR_NAMES: &[&str] = &[
+    "hello",
+    "welcome",
+    "refused_unsupported_version",
+    "ping",
+    "pong",
+    "reserve_two_lines",
+    "hold_placed",
+    "insufficient_stock",
+    "query_cell",
+    "cell",
+    "batch_of_two",
+    "batch_answer",
+    "hold_committed",
+    "already_resolved",
+    "release_all",
+    "hold_released",
+    "extend_hold",
+    "hold_extended",
+    "upsert_location",
+    "deactivate_location",
+    "receive",
+    "adjust",
+    "cycle_count",
+    "compare_failed",
+    "set_safety_stock",
+    "transfer",
+    "transferred",
+];
+
+fn request(id: u64, body: RequestBody) -> ClientFrame {
+    ClientFrame::Request(Request { id, body })
+}
+
+fn command(id: u64, idempotency_key: Option<&str>, command: Command) -> ClientFrame {
+    let idempotency_key = idempotency_key.map(str::to_owned);
+    request(id, RequestBody::Command { idempotency_key, command })
+}
+
+fn response(id: u64, result: Result<Reply, Error>) -> ServerFrame {
+    ServerFrame::Response(Response { id, result })
+}
+
+fn line(sku: &str, location: &str, quantity: u32) -> LineRequest {
+    LineRequest { sku: sku.into(), location: location.into(), quantity }
+}
+
+fn cell_view(location: &str, counts: [u32; 4], available: i64) -> CellView {
+    let [on_hand, held, allocated, safety_stock] = counts;
+    CellView {
+        sku: "TEE-RED-M".into(),
+        location: location.into(),
+        on_hand,
+        held,
+        allocated,
+        safety_stock,
+        available,
+    }
+}
+
+fn hold_view(state: HoldState, resolved_at_ms: Option<u64>, order: Option<&str>) -> HoldView {
+    HoldView {
+        hold: 17,
+        state,
+        lines: vec![HoldLineView {
+            sku: "TEE-RED-M".into(),
+            location: "LDN-1".into(),
+            quantity: 2,
+        }],
+        created_at_ms: 1_700_000_000_000,
+        expires_at_ms: 1_700_000_600_000,
+        resolved_at_ms,
+        order_number: order.map(str::to_owned),
+    }
+}
+
+/// The value each vector of the document encodes.
+fn vector_message(name: &str) -> Option<Message> {
+    use Message::{Client, Server};
+    let tee = || "TEE-RED-M".to_owned();
+    let ldn = || "LDN-1".to_owned();
+    Some(match name {
+        "hello" => Client(ClientFrame::Hello(Hello {
+            protocol_version: 1,
+            token: "s3cret-token".into(),
+            client_name: "checkout-1".into(),
+        })),
+        "welcome" => Server(ServerFrame::Welcome(Welcome {
+            protocol_version: 1,
+            server_version: "0.1.0".into(),
+            role: Role::Checkout,
+            limits: ServerLimits {
+                frame_bytes_max: 4_194_304,
+                batch_requests_max: 1_024,
+                in_flight_requests_max: 4_096,
+                lines_per_hold_max: 64,
+            },
+        })),
+        "refused_unsupported_version" => Server(ServerFrame::Refused(Error::new(
+            ErrorCode::UnsupportedVersion,
+            "protocol version 2 is not supported; this server speaks 1",
+        ))),
+        "ping" => Client(request(1, RequestBody::Ping)),
+        "pong" => Server(response(1, Ok(Reply::Pong { server_version: "0.1.0".into() }))),
+        "reserve_two_lines" => Client(command(
+            2,
+            Some("cart-42-a1"),
+            Command::Reserve {
+                lines: vec![line("TEE-RED-M", "LDN-1", 2), line("CAP-BLK", "MAN-2", 1)],
+                ttl_ms: Some(600_000),
+            },
+        )),
+        "hold_placed" => Server(response(
+            2,
+            Ok(Reply::HoldPlaced { hold: 17, expires_at_ms: 1_700_000_600_000 }),
+        )),
+        "insufficient_stock" => Server(response(
+            6,
+            Err(Error::new(
+                ErrorCode::InsufficientStock { line: 1, available: 0 },
+                "insufficient stock on line 1: 0 available",
+            )),
+        )),
+        "query_cell" => {
+            Client(request(3, RequestBody::Query(Query::Cell { sku: tee(), location: ldn() })))
+        }
+        "cell" => Server(response(3, Ok(Reply::Cell(cell_view("LDN-1", [10, 2, 1, 1], 6))))),
+        "batch_of_two" => Client(ClientFrame::Batch(vec![
+            Request { id: 4, body: RequestBody::Query(Query::Hold { hold: 17 }) },
+            Request {
+                id: 5,
+                body: RequestBody::Command {
+                    idempotency_key: None,
+                    command: Command::CommitHold { hold: 17, order_number: "O-1001".into() },
+                },
+            },
+        ])),
+        "batch_answer" => Server(ServerFrame::Batch(vec![
+            Response { id: 4, result: Ok(Reply::Hold(hold_view(HoldState::Held, None, None))) },
+            Response { id: 5, result: Ok(Reply::HoldCommitted { hold: 17 }) },
+        ])),
+        "hold_committed" => Server(response(
+            10,
+            Ok(Reply::Hold(hold_view(
+                HoldState::Resolved(Resolution::Committed),
+                Some(1_700_000_042_000),
+                Some("O-1001"),
+            ))),
+        )),
+        "already_resolved" => Server(response(
+            7,
+            Err(Error::new(
+                ErrorCode::AlreadyResolved { how: Resolution::Committed },
+                "hold already committed",
+            )),
+        )),
+        "release_all" => {
+            Client(command(9, Some("rel-42"), Command::ReleaseHold { hold: 17, lines: vec![] }))
+        }
+        "hold_released" => Server(response(
+            9,
+            Ok(Reply::HoldReleased {
+                hold: 17,
+                state: HoldState::Resolved(Resolution::Released),
+                units_held: 0,
+            }),
+        )),
+        "extend_hold" => {
+            Client(command(17, None, Command::ExtendHold { hold: 17, ttl_ms: 300_000 }))
+        }
+        "hold_extended" => Server(response(
+            17,
+            Ok(Reply::HoldExtended { hold: 17, expires_at_ms: 1_700_000_360_000 }),
+        )),
+        "upsert_location" => Client(command(
+            8,
+            None,
+            Command::UpsertLocation(LocationSpec {
+                code: ldn(),
+                name: "London DC".into(),
+                kind: LocationKind::Warehouse,
+                latitude_e6: 51_507_400,
+                longitude_e6: -127_800,
+                ships: true,
+                pickup: false,
+                daily_capacity: 5_000,
+                shipping_cost: ShippingCost {
+                    base_minor: 395,
+                    per_km_minor: 2,
+                    currency: "GBP".into(),
+                },
+                priority: 1,
+                active: true,
+            }),
+        )),
+        "deactivate_location" => {
+            Client(command(11, None, Command::DeactivateLocation { location: "MAN-2".into() }))
+        }
+        "receive" => Client(command(
+            12,
+            None,
+            Command::Receive { sku: tee(), location: ldn(), quantity: 40 },
+        )),
+        "adjust" => Client(command(
+            13,
+            None,
+            Command::Adjust { sku: tee(), location: ldn(), delta: -3, reason: "damaged".into() },
+        )),
+        "cycle_count" => Client(command(
+            14,
+            None,
+            Command::CycleCount { sku: tee(), location: ldn(), expected: 37, counted: 36 },
+        )),
+        "compare_failed" => Server(response(
+            14,
+            Err(Error::new(
+                ErrorCode::CompareFailed { actual: 35 },
+                "on_hand is 35, not the expected quantity",
+            )),
+        )),
+        "set_safety_stock" => Client(command(
+            15,
+            None,
+            Command::SetSafetyStock { sku: tee(), location: ldn(), quantity: 2 },
+        )),
+        "transfer" => Client(command(
+            16,
+            None,
+            Command::Transfer { sku: tee(), from: ldn(), to: "MAN-2".into(), quantity: 5 },
+        )),
+        "transferred" => Server(response(
+            16,
+            Ok(Reply::Transferred {
+                from: cell_view("LDN-1", [31, 0, 2, 2], 27),
+                to: cell_view("MAN-2", [5, 0, 0, 0], 5),
+            }),
+        )),
+        _ => return None,
+    })
+}
+
+/// Whether `bytes` is the frame of `message`, and its payload decodes back to `message`.
+fn check_vector(name: &str, bytes: &[u8]) -> Result<(), String> {
+    let message = vector_message(name).ok_or_else(|| format!("{name}: no such vector"))?;
+    let (encoded, decoded) = match &message {
+        Message::Client(value) => {
+            (frame(value), decode_client(&bytes[4.min(bytes.len())..]).map(Message::Client))
+        }
+        Message::Server(value) => {
+            (frame(value), decode_server(&bytes[4.min(bytes.len())..]).map(Message::Server))
+        }
+    };
+    if encoded != bytes {
+        return Err(format!(
+            "{name}: the document has\n  {}\nthe codec writes\n  {}",
+            hex(bytes),
+            hex(&encoded)
+        ));
+    }
+    let decoded = decoded.map_err(|error| format!("{name}: {error}"))?;
+    if decoded != message {
+        return Err(format!("{name}: decodes as {decoded:?}"));
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+fn assert_vector(name: &str) {
+    let document = document();
+    let vectors = documented_vectors(&document);
+    let (_, bytes) = vectors
+        .iter()
+        .find(|(documented, _)| documented == name)
+        .unwrap_or_else(|| panic!("docs/protocol.md has no vector {name}"));
+    if let Err(failure) = check_vector(name, bytes) {
+        panic!("{failure}");
+    }
+}
+
+#[test]
+fn every_vector_in_the_document_is_what_the_codec_writes_and_reads() {
+    let vectors = documented_vectors(&document());
+    let failures: Vec<String> =
+        vectors.iter().filter_map(|(name, bytes)| check_vector(name, bytes).err()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn the_document_has_every_named_vector_and_no_other() {
+    let vectors = documented_vectors(&document());
+    let documented: Vec<&str> = vectors.iter().map(|(name, _)| name.as_str()).collect();
+    for name in VECTOR_NAMES {
+        assert!(documented.contains(name), "docs/protocol.md has no vector {name}");
+        assert!(vector_message(name).is_some(), "no message for vector {name}");
+    }
+    for name in &documented {
+        assert!(VECTOR_NAMES.contains(name), "vector {name} is not in VECTOR_NAMES");
+    }
+}
+
+#[test]
+fn a_hello_encodes_as_documented() {
+    assert_vector("hello");
+}
+
+#[test]
+fn a_welcome_encodes_as_documented() {
+    assert_vector("welcome");
+}
+
+#[test]
+fn a_refused_unsupported_version_encodes_as_documented() {
+    assert_vector("refused_unsupported_version");
+}
+
+#[test]
+fn a_ping_request_encodes_as_documented() {
+    assert_vector("ping");
+}
+
+#[test]
+fn a_reserve_with_two_lines_ttl_and_key_encodes_as_documented() {
+    assert_vector("reserve_two_lines");
+}
+
+#[test]
+fn a_cell_query_and_its_answer_encode_as_documented() {
+    assert_vector("query_cell");
+    assert_vector("cell");
+}
+
+#[test]
+fn a_batch_of_two_requests_and_its_answer_encode_as_documented() {
+    assert_vector("batch_of_two");
+    assert_vector("batch_answer");
+}
+
+#[test]
+fn a_hold_placed_response_encodes_as_documented() {
+    assert_vector("hold_placed");
+}
+
+#[test]
+fn an_insufficient_stock_error_encodes_as_documented() {
+    assert_vector("insufficient_stock");
+}
+
+#[test]
+fn an_already_resolved_error_encodes_as_documented() {
+    assert_vector("already_resolved");
+}
+
+#[test]
+fn an_upsert_location_encodes_as_documented() {
+    assert_vector("upsert_location");
+}
+
+/// The rows `| index | variant | …` of the table under the heading "### `NAME`".
+fn documented_variants(document: &str, type_name: &str) -> Vec<(u32, String)> {
+    let heading = format!("### `{type_name}`");
+    let mut lines = document.lines().skip_while(|line| line.trim() != heading);
+    assert!(lines.next().is_some(), "docs/protocol.md has no heading {heading}");
+    let mut variants = Vec::new();
+    for line in lines.take_while(|line| !line.starts_with('#')) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 3 || !cells[0].is_empty() {
+            continue;
+        }
+        if let Ok(index) = cells[1].parse::<u32>() {
+            variants.push((index, cells[2].trim_matches('`').to_owned()));
+        }
+    }
+    variants
+}
+
+/// The variant index the codec writes for `value`, and the variant's name.
+fn index_and_name<T: Serialize + std::fmt::Debug>(value: &T) -> (u32, String) {
+    let payload = encode_payload(value);
+    let index = u32::from_le_bytes(payload[..4].try_into().expect("an enum starts with a u32"));
+    let debug = format!("{value:?}");
+    let name = debug.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("");
+    (index, name.to_owned())
+}
+
+/// How many variants the decoder accepts at the position `prefix` leads to: the first
+/// index it rejects as an unknown variant.
+fn variant_count(prefix: &[u8], decode: fn(&[u8]) -> Result<(), String>) -> u32 {
+    (0..64u32)
+        .find(|index| {
+            let mut payload = prefix.to_vec();
+            payload.extend_from_slice(&index.to_le_bytes());
+            decode(&payload).is_err_and(|error| error.contains("variant index"))
+        })
+        .expect("an enum has fewer than 64 variants")
+}
+
+fn client(payload: &[u8]) -> Result<(), String> {
+    decode_client(payload).map(drop).map_err(|error| error.0)
+}
+
+fn server(payload: &[u8]) -> Result<(), String> {
+    decode_server(payload).map(drop).map_err(|error| error.0)
+}
+
+fn sample_hello() -> Hello {
+    Hello { protocol_version: 1, token: String::new(), client_name: String::new() }
+}
+
+fn sample_spec() -> LocationSpec {
+    LocationSpec {
+        code: "L".into(),
+        name: String::new(),
+        kind: LocationKind::Store,
+        latitude_e6: 0,
+        longitude_e6: 0,
+        ships: false,
+        pickup: false,
+        daily_capacity: 0,
+        shipping_cost: ShippingCost { base_minor: 0, per_km_minor: 0, currency: "EUR".into() },
+        priority: 0,
+        active: true,
+    }
+}
+
+fn sample_cell() -> CellView {
+    cell_view("L", [0; 4], 0)
+}
+
+fn check_variants<T: Serialize + std::fmt::Debug>(
+    document: &str,
+    type_name: &str,
+    samples: &[T],
+    count: u32,
+    failures: &mut Vec<String>,
+) {
+    let mut in_code: Vec<(u32, String)> = samples.iter().map(index_and_name).collect();
+    in_code.sort();
+    let indices: Vec<u32> = in_code.iter().map(|(index, _)| *index).collect();
+    if indices != (0..count).collect::<Vec<_>>() {
+        failures.push(format!("{type_name}: samples cover {indices:?}, the codec has {count}"));
+    }
+    let documented = documented_variants(document, type_name);
+    if documented != in_code {
+        failures.push(format!(
+            "{type_name}: the document lists {documented:?}, the code has {in_code:?}"
+        ));
+    }
+}
+
+#[test]
+fn every_variant_index_in_the_document_is_the_codes() {
+    let document = document();
+    let mut failures = Vec::new();
+    let request_prefix = [1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0];
+    let response_prefix = [1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0];
+    let ping = Request { id: 1, body: RequestBody::Ping };
+    let pong = Response { id: 1, result: Ok(Reply::HoldCommitted { hold: 1 }) };
+
+    let samples = [
+        ClientFrame::Hello(sample_hello()),
+        ClientFrame::Request(ping.clone()),
+        ClientFrame::Batch(vec![]),
+    ];
+    check_variants(&document, "ClientFrame", &samples, variant_count(&[], client), &mut failures);
+
+    let welcome = Welcome {
+        protocol_version: 1,
+        server_version: String::new(),
+        role: Role::Read,
+        limits: ServerLimits {
+            frame_bytes_max: 0,
+            batch_requests_max: 0,
+            in_flight_requests_max: 0,
+            lines_per_hold_max: 0,
+        },
+    };
+    let samples = [
+        ServerFrame::Welcome(welcome),
+        ServerFrame::Response(pong.clone()),
+        ServerFrame::Batch(vec![]),
+        ServerFrame::Refused(Error::invalid("")),
+    ];
+    check_variants(&document, "ServerFrame", &samples, variant_count(&[], server), &mut failures);
+
+    let samples = [
+        RequestBody::Ping,
+        RequestBody::Command {
+            idempotency_key: None,
+            command: Command::CommitHold { hold: 1, order_number: "O".into() },
+        },
+        RequestBody::Query(Query::Locations),
+    ];
+    let count = variant_count(&request_prefix, client);
+    check_variants(&document, "RequestBody", &samples, count, &mut failures);
+
+    let sku = || "S".to_owned();
+    let location = || "L".to_owned();
+    let samples = [
+        Command::UpsertLocation(sample_spec()),
+        Command::DeactivateLocation { location: location() },
+        Command::Receive { sku: sku(), location: location(), quantity: 1 },
+        Command::Adjust { sku: sku(), location: location(), delta: 1, reason: "r".into() },
+        Command::CycleCount { sku: sku(), location: location(), expected: 0, counted: 1 },
+        Command::SetSafetyStock { sku: sku(), location: location(), quantity: 1 },
+        Command::Transfer { sku: sku(), from: location(), to: "M".into(), quantity: 1 },
+        Command::Reserve { lines: vec![], ttl_ms: None },
+        Command::ExtendHold { hold: 1, ttl_ms: 1_000 },
+        Command::ReleaseHold { hold: 1, lines: vec![] },
+        Command::CommitHold { hold: 1, order_number: "O".into() },
+    ];
+    let command_prefix = [&request_prefix[..], &[1, 0, 0, 0, 0]].concat();
+    let count = variant_count(&command_prefix, client);
+    check_variants(&document, "Command", &samples, count, &mut failures);
+
+    let samples = [
+        Query::Cell { sku: sku(), location: location() },
+        Query::SkuStock { sku: sku() },
+        Query::Hold { hold: 1 },
+        Query::Location { location: location() },
+        Query::Locations,
+        Query::Shortages,
+    ];
+    let count = variant_count(&[&request_prefix[..], &[2, 0, 0, 0]].concat(), client);
+    check_variants(&document, "Query", &samples, count, &mut failures);
+
+    let samples = [
+        Reply::Pong { server_version: String::new() },
+        Reply::Location(sample_spec()),
+        Reply::Locations(vec![]),
+        Reply::Cell(sample_cell()),
+        Reply::Cells(vec![]),
+        Reply::Transferred { from: sample_cell(), to: sample_cell() },
+        Reply::HoldPlaced { hold: 1, expires_at_ms: 0 },
+        Reply::HoldExtended { hold: 1, expires_at_ms: 0 },
+        Reply::HoldReleased { hold: 1, state: HoldState::Held, units_held: 0 },
+        Reply::HoldCommitted { hold: 1 },
+        Reply::Hold(hold_view(HoldState::Held, None, None)),
+    ];
+    let count = variant_count(&[&response_prefix[..], &[0, 0, 0, 0]].concat(), server);
+    check_variants(&document, "Reply", &samples, count, &mut failures);
+
+    let samples = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::NotFound,
+        ErrorCode::InsufficientStock { line: 0, available: 0 },
+        ErrorCode::InvalidTransition { from: "held".into() },
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::AlreadyResolved { how: Resolution::Expired },
+        ErrorCode::Unauthorized,
+        ErrorCode::Overloaded,
+        ErrorCode::Unavailable,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::CompareFailed { actual: 0 },
+    ];
+    let refused = [3, 0, 0, 0];
+    check_variants(
+        &document,
+        "ErrorCode",
+        &samples,
+        variant_count(&refused, server),
+        &mut failures,
+    );
+
+    let samples = [Role::Checkout, Role::Fulfilment, Role::Admin, Role::Read];
+    // Welcome, protocol version 1, an empty server version, then the role.
+    let welcome_prefix = [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let count = variant_count(&welcome_prefix, server);
+    check_variants(&document, "Role", &samples, count, &mut failures);
+
+    let samples = [
+        LocationKind::Warehouse,
+        LocationKind::Store,
+        LocationKind::ThirdParty,
+        LocationKind::DropShip,
+    ];
+    // Reply::Location with an empty code and an empty name, then the kind.
+    let location_prefix = [&response_prefix[..], &[0, 0, 0, 0, 1, 0, 0, 0], &[0; 16]].concat();
+    let count = variant_count(&location_prefix, server);
+    check_variants(&document, "LocationKind", &samples, count, &mut failures);
+
+    let samples = [HoldState::Held, HoldState::Resolved(Resolution::Released)];
+    // Reply::HoldReleased for hold 0, then the state.
+    let released_prefix = [&response_prefix[..], &[0, 0, 0, 0, 8, 0, 0, 0], &[0; 8]].concat();
+    let count = variant_count(&released_prefix, server);
+    check_variants(&document, "HoldState", &samples, count, &mut failures);
+
+    let samples = [Resolution::Committed, Resolution::Released, Resolution::Expired];
+    // Refused with ErrorCode::AlreadyResolved, then how.
+    let count = variant_count(&[3, 0, 0, 0, 5, 0, 0, 0], server);
+    check_variants(&document, "Resolution", &samples, count, &mut failures);
+
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_limit_in_the_document_is_the_constant_in_limits_rs() {
+    let document = document();
+    let expected: &[(&str, u64)] = &[
+        ("FRAME_BYTES_MAX", limits::FRAME_BYTES_MAX as u64),
+        ("BATCH_REQUESTS_MAX", limits::BATCH_REQUESTS_MAX as u64),
+        ("TOKEN_BYTES_MAX", limits::TOKEN_BYTES_MAX as u64),
+        ("CLIENT_NAME_BYTES_MAX", limits::CLIENT_NAME_BYTES_MAX as u64),
+        ("SKU_BYTES_MAX", limits::SKU_BYTES_MAX as u64),
+        ("LOCATION_CODE_BYTES_MAX", limits::LOCATION_CODE_BYTES_MAX as u64),
+        ("ORDER_NUMBER_BYTES_MAX", limits::ORDER_NUMBER_BYTES_MAX as u64),
+        ("IDEMPOTENCY_KEY_BYTES_MAX", limits::IDEMPOTENCY_KEY_BYTES_MAX as u64),
+        ("REASON_BYTES_MAX", limits::REASON_BYTES_MAX as u64),
+        ("LOCATION_NAME_BYTES_MAX", limits::LOCATION_NAME_BYTES_MAX as u64),
+        ("LINES_PER_HOLD_MAX", limits::LINES_PER_HOLD_MAX as u64),
+        ("QUANTITY_PER_LINE_MAX", u64::from(limits::QUANTITY_PER_LINE_MAX)),
+        ("ON_HAND_MAX", u64::from(limits::ON_HAND_MAX)),
+        ("HOLD_TTL_MS_MIN", limits::HOLD_TTL_MS_MIN),
+        ("HOLD_TTL_MS_DEFAULT", limits::HOLD_TTL_MS_DEFAULT),
+        ("HOLD_TTL_MS_MAX", limits::HOLD_TTL_MS_MAX),
+        ("LATITUDE_E6_MAX", limits::LATITUDE_E6_MAX.unsigned_abs().into()),
+        ("LONGITUDE_E6_MAX", limits::LONGITUDE_E6_MAX.unsigned_abs().into()),
+    ];
+    let mut documented = Vec::new();
+    for line in document.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [_, name, value, ..] = cells[..] else { continue };
+        let Some(name) = name.strip_prefix('`').and_then(|name| name.strip_suffix('`')) else {
+            continue;
+        };
+        if !name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+            continue;
+        }
+        let value: u64 = value
+            .replace(',', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("limit {name} has the value {value:?}"));
+        documented.push((name.to_owned(), value));
+    }
+    let expected: Vec<(String, u64)> =
+        expected.iter().map(|(name, value)| ((*name).to_owned(), *value)).collect();
+    assert_eq!(documented, expected);
+}
+
+#[test]
+fn a_string_is_a_u64_byte_length_then_utf8() {
+    assert_eq!(encode_payload(&"ab".to_owned()), [2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']);
+    assert_eq!(encode_payload(&"é".to_owned()), [2, 0, 0, 0, 0, 0, 0, 0, 0xc3, 0xa9]);
+    assert_eq!(encode_payload(&String::new()), [0; 8]);
+}
+
+#[test]
+fn an_option_is_a_tag_byte_then_the_value() {
+    assert_eq!(encode_payload(&Some(5u16)), [1, 5, 0]);
+    assert_eq!(encode_payload(&None::<u16>), [0]);
+}
+
+#[test]
+fn an_enum_is_a_u32_variant_index_then_its_fields() {
+    assert_eq!(encode_payload(&Role::Read), [3, 0, 0, 0]);
+    assert_eq!(encode_payload(&HoldState::Resolved(Resolution::Expired)), [1, 0, 0, 0, 2, 0, 0, 0]);
+    assert_eq!(
+        encode_payload(&ErrorCode::CompareFailed { actual: 258 }),
+        [11, 0, 0, 0, 2, 1, 0, 0]
+    );
+}
+
+#[test]
+fn a_result_is_index_zero_for_ok_and_one_for_err() {
+    assert_eq!(encode_payload(&Ok::<u8, u8>(7)), [0, 0, 0, 0, 7]);
+    assert_eq!(encode_payload(&Err::<u8, u8>(7)), [1, 0, 0, 0, 7]);
+}
+
+#[test]
+fn integers_are_fixed_width_little_endian_and_bools_one_byte() {
+    assert_eq!(encode_payload(&0x0102u16), [2, 1]);
+    assert_eq!(encode_payload(&-2i32), [0xfe, 0xff, 0xff, 0xff]);
+    assert_eq!(encode_payload(&1u64), [1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(encode_payload(&-1i64), [0xff; 8]);
+    assert_eq!(encode_payload(&true), [1]);
+    assert_eq!(encode_payload(&false), [0]);
+}
+
+#[test]
+fn a_vec_is_a_u64_count_then_its_items() {
+    assert_eq!(encode_payload(&vec![1u32, 2]), [2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]);
+}
+
+/// A location upsert's payload and the offset of its `ships` byte.
+fn upsert_payload_and_ships_offset() -> (Vec<u8>, usize) {
+    let upsert = |ships| {
+        let mut spec = sample_spec();
+        spec.ships = ships;
+        encode_payload(&command(1, None, Command::UpsertLocation(spec)))
+    };
+    let (off, on) = (upsert(false), upsert(true));
+    let offset = (0..off.len()).find(|&index| off[index] != on[index]).expect("ships differs");
+    assert_eq!((off[offset], on[offset]), (0, 1));
+    (on, offset)
+}
+
+#[test]
+fn a_bool_byte_other_than_zero_or_one_does_not_decode() {
+    let (mut payload, ships) = upsert_payload_and_ships_offset();
+    assert!(decode_client(&payload).is_ok());
+    payload[ships] = 2;
+    assert!(decode_client(&payload).is_err());
+}
+
+#[test]
+fn an_option_tag_other_than_zero_or_one_does_not_decode() {
+    let mut payload = encode_payload(&command(1, None, Command::ExtendHold { hold: 1, ttl_ms: 1 }));
+    // ClientFrame::Request (4 bytes), id (8), RequestBody::Command (4), then the key's tag.
+    assert_eq!(payload[16], 0);
+    payload[16] = 2;
+    assert!(decode_client(&payload).is_err());
+}
+
+#[test]
+fn an_unknown_variant_index_does_not_decode() {
+    assert!(decode_client(&[3, 0, 0, 0]).is_err());
+    assert!(decode_server(&[4, 0, 0, 0]).is_err());
+}
+
+#[test]
+fn a_result_index_other_than_zero_or_one_does_not_decode() {
+    let mut payload = encode_payload(&response(1, Ok(Reply::HoldCommitted { hold: 1 })));
+    // ServerFrame::Response (4 bytes), id (8), then the result's index.
+    assert_eq!(payload[12..16], [0, 0, 0, 0]);
+    payload[12] = 2;
+    assert!(decode_server(&payload).is_err());
+    payload[12] = 1;
+    assert!(decode_server(&payload).is_err(), "an Err holding a Reply's bytes");
+}
+
+#[test]
+fn a_string_that_is_not_utf8_does_not_decode() {
+    let mut payload =
+        encode_payload(&request(1, RequestBody::Query(Query::SkuStock { sku: "ab".into() })));
+    let at = payload.len() - 2;
+    assert_eq!(payload[at..], *b"ab");
+    payload[at..].copy_from_slice(&[0xff, 0xfe]);
+    assert!(decode_client(&payload).is_err());
+}
+
+#[test]
+fn the_length_prefix_counts_the_payload_only() {
+    let ping = request(1, RequestBody::Ping);
+    let payload = encode_payload(&ping);
+    let framed = frame(&ping);
+    assert_eq!(framed[..4], (payload.len() as u32).to_le_bytes());
+    assert_eq!(framed[4..], payload[..]);
+}
