@@ -81,18 +81,15 @@ pub fn frame<T: Serialize>(message: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
-    let decoded = match payload.len() {
-        0..=DECODE_LIMIT_SMALL_BYTES => {
-            bincode::serde::decode_from_slice(payload, config_limited::<DECODE_LIMIT_SMALL_BYTES>())
-        }
-        0..=DECODE_LIMIT_MEDIUM_BYTES => bincode::serde::decode_from_slice(
-            payload,
-            config_limited::<DECODE_LIMIT_MEDIUM_BYTES>(),
-        ),
-        0..=DECODE_LIMIT_LARGE_BYTES => {
-            bincode::serde::decode_from_slice(payload, config_limited::<DECODE_LIMIT_LARGE_BYTES>())
-        }
-        _ => bincode::serde::decode_from_slice(payload, config()),
+    let length = payload.len();
+    let decoded = if length <= DECODE_LIMIT_SMALL_BYTES {
+        bincode::serde::decode_from_slice(payload, config_limited::<DECODE_LIMIT_SMALL_BYTES>())
+    } else if length <= DECODE_LIMIT_MEDIUM_BYTES {
+        bincode::serde::decode_from_slice(payload, config_limited::<DECODE_LIMIT_MEDIUM_BYTES>())
+    } else if length <= DECODE_LIMIT_LARGE_BYTES {
+        bincode::serde::decode_from_slice(payload, config_limited::<DECODE_LIMIT_LARGE_BYTES>())
+    } else {
+        bincode::serde::decode_from_slice(payload, config())
     };
     let (message, read) = decoded.map_err(|error| DecodeError(error.to_string()))?;
     if read != payload.len() {
