@@ -33,7 +33,13 @@ struct Cli {
 
 fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour only for a person at a terminal; logs redirected to a file stay plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .init();
     let cli = Cli::parse();
     let flags = Flags { config: cli.config, data_dir: cli.data_dir, listen: cli.listen };
     let env: HashMap<String, String> = std::env::vars().collect();
