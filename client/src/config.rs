@@ -43,6 +43,39 @@ pub enum Trust {
     PinnedCert(PathBuf),
 }
 
+/// A client certificate for mutual TLS: a PEM chain (leaf first) and the PEM private key
+/// (PKCS#8, PKCS#1 or SEC1) that belongs to its leaf.
+///
+/// A server with `[tls] client_ca` verifies the chain; a verified client whose `Hello`
+/// carries an empty token gets the server's `client_cert_role`. A non-empty token is still
+/// checked and wins. The files are read when [`Client::connect`](crate::Client::connect)
+/// builds the TLS configuration.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), allot_client::ClientError> {
+/// use allot_client::{Client, ClientCert, ClientConfig, Trust};
+///
+/// let mut config = ClientConfig::new("allot.internal:7411", Trust::CaFile("ca.pem".into()), "");
+/// config.server_name = "allot.internal".into();
+/// config.client_cert = Some(ClientCert::new("checkout-eu.pem", "checkout-eu-key.pem"));
+/// let client = Client::connect(config).await?;
+/// println!("connected as {}", client.role());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key of the leaf certificate.
+    pub key: PathBuf,
+}
+
+impl ClientCert {
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> ClientCert {
+        ClientCert { cert: cert.into(), key: key.into() }
+    }
+}
+
 /// Everything [`Client::connect`](crate::Client::connect) needs.
 ///
 /// ```no_run
@@ -63,8 +96,11 @@ pub struct ClientConfig {
     /// The name the certificate must carry (with [`Trust::CaFile`]) and the TLS SNI.
     pub server_name: String,
     pub trust: Trust,
-    /// Bearer token sent in `Hello`; the server maps it to a role.
+    /// Bearer token sent in `Hello`; the server maps it to a role. May be empty with a
+    /// [`client_cert`](ClientConfig::client_cert) the server verifies.
     pub token: String,
+    /// Presented to servers that ask for one (mutual TLS); `None` by default.
+    pub client_cert: Option<ClientCert>,
     pub client_name: String,
     /// Per attempt: a retried call may take up to `(retries + 1)` times this.
     pub request_timeout: Duration,
@@ -83,6 +119,7 @@ impl ClientConfig {
             server_name: SERVER_NAME_DEFAULT.into(),
             trust,
             token: token.into(),
+            client_cert: None,
             client_name: CLIENT_NAME_DEFAULT.into(),
             request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
             connect_timeout: Duration::from_millis(CONNECT_TIMEOUT_MS_DEFAULT),
@@ -138,6 +175,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("server_name", &self.server_name)
             .field("trust", &self.trust)
             .field("token", &"<redacted>")
+            .field("client_cert", &self.client_cert)
             .field("client_name", &self.client_name)
             .field("request_timeout", &self.request_timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -160,6 +198,7 @@ mod tests {
         assert_eq!(config.token, "0123abcd");
         assert_eq!(config.trust, Trust::PinnedCert(dir.path().join(DEV_CERT_FILE)));
         assert_eq!(config.server_name, SERVER_NAME_DEFAULT);
+        assert_eq!(config.client_cert, None, "no client certificate unless given");
         assert!(!format!("{config:?}").contains("0123abcd"), "the token is redacted");
     }
 

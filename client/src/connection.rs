@@ -76,15 +76,9 @@ impl Session {
             .connect_with(quic.clone(), addr, &config.server_name)
             .map_err(|error| ClientError::Connect(error.to_string()))?;
         let connection = connecting.await.map_err(|error| connect_error(&error))?;
-        let (mut send, recv) = connection
-            .open_bi()
+        let (send, reader, welcome) = handshake(&connection, config)
             .await
-            .map_err(|error| ClientError::Connect(format!("cannot open a stream: {error}")))?;
-        let mut reader = FrameReader::new(recv);
-        send.write_all(&hello_frame(config)?)
-            .await
-            .map_err(|error| ClientError::Connect(format!("cannot send Hello: {error}")))?;
-        let welcome = read_welcome(&mut reader).await?;
+            .map_err(|error| tls_rejection(&connection).unwrap_or(error))?;
         tracing::debug!(addr = %addr, role = %welcome.role, "connected to allot {}", welcome.server_version);
         Ok(Session::start(connection, endpoint, send, reader, welcome))
     }
@@ -253,6 +247,34 @@ fn hello_frame(config: &ClientConfig) -> Result<Vec<u8>, ClientError> {
     };
     allot_protocol::check::hello(&hello).map_err(|error| ClientError::Config(error.message))?;
     frame_bytes(&ClientFrame::Hello(hello), FRAME_BYTES_MAX)
+}
+
+/// Opens the stream, says `Hello` and reads `Welcome`.
+async fn handshake(
+    connection: &quinn::Connection,
+    config: &ClientConfig,
+) -> Result<(quinn::SendStream, FrameReader, Welcome), ClientError> {
+    let (mut send, recv) = connection
+        .open_bi()
+        .await
+        .map_err(|error| ClientError::Connect(format!("cannot open a stream: {error}")))?;
+    let mut reader = FrameReader::new(recv);
+    send.write_all(&hello_frame(config)?)
+        .await
+        .map_err(|error| ClientError::Connect(format!("cannot send Hello: {error}")))?;
+    let welcome = read_welcome(&mut reader).await?;
+    Ok((send, reader, welcome))
+}
+
+/// In TLS 1.3 the client finishes its side of the handshake before the server judges
+/// the client certificate, so a refused certificate shows up only as the connection
+/// closing during our Hello; its close reason carries the TLS alert.
+fn tls_rejection(connection: &quinn::Connection) -> Option<ClientError> {
+    let reason = connection.close_reason()?;
+    match connect_error(&reason) {
+        tls @ ClientError::Tls(_) => Some(tls),
+        _ => None,
+    }
 }
 
 async fn read_welcome(reader: &mut FrameReader) -> Result<Welcome, ClientError> {

@@ -26,7 +26,7 @@ mod typed;
 pub use allot_protocol as protocol;
 
 pub use client::Client;
-pub use config::{ClientConfig, Trust};
+pub use config::{ClientCert, ClientConfig, Trust};
 pub use error::ClientError;
 pub use key::CLIENT_ID_BYTES;
 pub use typed::{HoldPlaced, HoldReleased, reply_name};

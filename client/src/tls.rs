@@ -1,5 +1,6 @@
 //! TLS 1.3 and QUIC settings: which certificates to trust (a CA bundle or one pinned
-//! certificate), ALPN `allot/1`, no 0-RTT, keep-alive and idle timeout.
+//! certificate), an optional client certificate for mutual TLS, ALPN `allot/1`, no 0-RTT,
+//! keep-alive and idle timeout.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,10 +10,10 @@ use quinn::crypto::rustls::QuicClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::config::{ClientConfig, Trust};
+use crate::config::{ClientCert, ClientConfig, Trust};
 use crate::error::ClientError;
 
 /// The crypto provider every connection uses: ring, so no C toolchain is needed.
@@ -22,7 +23,7 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 
 /// The quinn client configuration for `config`: certificates are read here, once.
 pub(crate) fn quic_config(config: &ClientConfig) -> Result<quinn::ClientConfig, ClientError> {
-    let tls = rustls_config(&config.trust)?;
+    let tls = rustls_config(&config.trust, config.client_cert.as_ref())?;
     let quic =
         QuicClientConfig::try_from(tls).map_err(|error| ClientError::Tls(error.to_string()))?;
     let mut transport = quinn::TransportConfig::default();
@@ -36,23 +37,36 @@ pub(crate) fn quic_config(config: &ClientConfig) -> Result<quinn::ClientConfig, 
     Ok(quic_config)
 }
 
-/// TLS 1.3 only, ALPN `allot/1`, early data off (0-RTT data can be replayed).
-pub(crate) fn rustls_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
+/// TLS 1.3 only, ALPN `allot/1`, early data off (0-RTT data can be replayed), and the
+/// client certificate, when there is one, offered to servers that ask.
+pub(crate) fn rustls_config(
+    trust: &Trust,
+    client_cert: Option<&ClientCert>,
+) -> Result<rustls::ClientConfig, ClientError> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|error| ClientError::Tls(error.to_string()))?;
-    let mut tls = match trust {
-        Trust::CaFile(path) => {
-            builder.with_root_certificates(root_store(path)?).with_no_client_auth()
-        }
+    let builder = match trust {
+        Trust::CaFile(path) => builder.with_root_certificates(root_store(path)?),
         Trust::PinnedCert(path) => {
             let verifier = PinnedCertVerifier::new(pinned_cert(path)?, &provider);
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth()
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
         }
+    };
+    let mut tls = match client_cert {
+        Some(identity) => {
+            let certs = read_certs(&identity.cert)?;
+            let key = read_key(&identity.key)?;
+            builder.with_client_auth_cert(certs, key).map_err(|error| {
+                ClientError::Config(format!(
+                    "client certificate {} with key {}: {error}",
+                    identity.cert.display(),
+                    identity.key.display()
+                ))
+            })?
+        }
+        None => builder.with_no_client_auth(),
     };
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.enable_early_data = false;
@@ -72,6 +86,19 @@ pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Cl
         return Err(ClientError::Config(format!("no certificate in {}", path.display())));
     }
     Ok(certs)
+}
+
+/// The first private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|error| match error {
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            ClientError::Config(format!("no private key in {}", path.display()))
+        }
+        error => ClientError::Config(format!(
+            "cannot read a private key from {}: {error}",
+            path.display()
+        )),
+    })
 }
 
 fn root_store(path: &Path) -> Result<RootCertStore, ClientError> {
@@ -184,15 +211,78 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let one = dir.path().join("one.pem");
         std::fs::write(&one, self_signed().cert.pem()).unwrap();
-        assert!(rustls_config(&Trust::PinnedCert(one)).is_ok());
+        assert!(rustls_config(&Trust::PinnedCert(one), None).is_ok());
         let two = dir.path().join("two.pem");
         std::fs::write(&two, self_signed().cert.pem() + &self_signed().cert.pem()).unwrap();
-        let error = rustls_config(&Trust::PinnedCert(two)).unwrap_err();
+        let error = rustls_config(&Trust::PinnedCert(two), None).unwrap_err();
         assert!(error.to_string().contains("exactly one"), "{error}");
         let none = dir.path().join("none.pem");
         std::fs::write(&none, "not a certificate").unwrap();
-        let error = rustls_config(&Trust::CaFile(none)).unwrap_err();
+        let error = rustls_config(&Trust::CaFile(none), None).unwrap_err();
         assert!(error.to_string().contains("no certificate"), "{error}");
+    }
+
+    /// A self-signed certificate and its key, written to `dir/{name}.pem` and
+    /// `dir/{name}-key.pem`.
+    fn write_identity(dir: &Path, name: &str) -> ClientCert {
+        let identity = self_signed();
+        let cert = dir.join(format!("{name}.pem"));
+        let key = dir.join(format!("{name}-key.pem"));
+        std::fs::write(&cert, identity.cert.pem()).unwrap();
+        std::fs::write(&key, identity.signing_key.serialize_pem()).unwrap();
+        ClientCert::new(cert, key)
+    }
+
+    #[test]
+    fn a_client_certificate_and_its_key_make_a_config_that_offers_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, self_signed().cert.pem()).unwrap();
+        let identity = write_identity(dir.path(), "client");
+        let tls = rustls_config(&Trust::CaFile(ca), Some(&identity)).unwrap();
+        assert!(tls.client_auth_cert_resolver.has_certs());
+        assert!(
+            quic_config(&ClientConfig {
+                client_cert: Some(identity),
+                ..ClientConfig::new("127.0.0.1:9", Trust::PinnedCert(dir.path().join("ca.pem")), "")
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_unusable_client_certificate_or_key_is_a_config_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pinned = dir.path().join("server.pem");
+        std::fs::write(&pinned, self_signed().cert.pem()).unwrap();
+        let trust = Trust::PinnedCert(pinned);
+        let good = write_identity(dir.path(), "client");
+        let other = write_identity(dir.path(), "other");
+        let config_error = |identity: ClientCert| match rustls_config(&trust, Some(&identity)) {
+            Err(ClientError::Config(message)) => message,
+            Err(other) => panic!("expected a configuration error, got {other}"),
+            Ok(_) => panic!("expected a configuration error for {identity:?}"),
+        };
+
+        let missing = dir.path().join("missing.pem");
+        let message = config_error(ClientCert::new(&missing, &good.key));
+        assert!(message.contains("missing.pem"), "{message}");
+        let message = config_error(ClientCert::new(&good.cert, &missing));
+        assert!(message.contains("missing.pem"), "{message}");
+
+        let message = config_error(ClientCert::new(&good.key, &good.key));
+        assert!(
+            message.contains("no certificate in") && message.contains("client-key.pem"),
+            "{message}"
+        );
+        let message = config_error(ClientCert::new(&good.cert, &good.cert));
+        assert!(
+            message.contains("no private key in") && message.contains("client.pem"),
+            "{message}"
+        );
+
+        let message = config_error(ClientCert::new(&good.cert, &other.key));
+        assert!(message.contains("client.pem") && message.contains("other-key.pem"), "{message}");
     }
 
     #[test]
@@ -200,7 +290,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, self_signed().cert.pem()).unwrap();
-        let tls = rustls_config(&Trust::CaFile(ca)).unwrap();
+        let tls = rustls_config(&Trust::CaFile(ca), None).unwrap();
+        assert!(!tls.client_auth_cert_resolver.has_certs(), "no client certificate by default");
         assert_eq!(tls.alpn_protocols, vec![ALPN.to_vec()]);
         assert!(!tls.enable_early_data);
     }

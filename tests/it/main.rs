@@ -7,6 +7,7 @@ mod engine_api;
 mod faults;
 mod idempotency;
 mod model;
+mod mtls;
 mod replay;
 mod server_abuse;
 mod support;

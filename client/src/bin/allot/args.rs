@@ -46,6 +46,26 @@ pub struct ConnectionArgs {
     /// Bearer token; overrides the one in --data-dir.
     #[arg(long, env = "ALLOT_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// Client certificate chain (PEM, leaf first) for mutual TLS; needs --client-key.
+    /// With it no token is needed: the server gives a verified certificate its
+    /// configured role (the --data-dir token is then not read).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ALLOT_CLIENT_CERT",
+        requires = "client_key",
+        global = true
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ALLOT_CLIENT_KEY",
+        requires = "client_cert",
+        global = true
+    )]
+    pub client_key: Option<PathBuf>,
     /// A development server's data directory: pins DIR/dev-cert.pem, token from DIR/dev-token.
     #[arg(long, value_name = "DIR", env = "ALLOT_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use allot_client::config::DEV_CERT_FILE;
 use allot_client::protocol::{ErrorCode, LocationSpec, ShippingCost};
-use allot_client::{Client, ClientConfig, ClientError, Trust};
+use allot_client::{Client, ClientCert, ClientConfig, ClientError, Trust};
 use serde_json::json;
 
 use crate::args::{
@@ -28,11 +28,16 @@ pub async fn run(cli: Cli) -> Result<Output, ClientError> {
 }
 
 /// The client configuration the flags describe: `--data-dir` for a development server,
-/// else `--ca` or `--cert`; `--token` wins over the data directory's token.
+/// else `--ca` or `--cert`; `--token` wins over the data directory's token. With
+/// `--client-cert` and `--client-key` the token is `--token` or empty.
 pub fn client_config(args: &ConnectionArgs) -> Result<ClientConfig, ClientError> {
+    let client_cert = client_cert(args)?;
     let mut config = match (&args.data_dir, &args.token) {
         (Some(dir), Some(token)) => {
             ClientConfig::new(&args.addr, Trust::PinnedCert(dir.join(DEV_CERT_FILE)), token)
+        }
+        (Some(dir), None) if client_cert.is_some() => {
+            ClientConfig::new(&args.addr, Trust::PinnedCert(dir.join(DEV_CERT_FILE)), "")
         }
         (Some(dir), None) => ClientConfig::from_data_dir(&args.addr, dir)?,
         (None, token) => {
@@ -48,12 +53,23 @@ pub fn client_config(args: &ConnectionArgs) -> Result<ClientConfig, ClientError>
     if let Some(trust) = explicit_trust(args) {
         config.trust = trust;
     }
+    config.client_cert = client_cert;
     config.server_name = args.server_name.clone();
     config.client_name = CLIENT_NAME.into();
     config.request_timeout = std::time::Duration::from_millis(args.timeout_ms);
     config.connect_timeout = std::time::Duration::from_millis(args.connect_timeout_ms);
     config.retries = args.retries;
     Ok(config)
+}
+
+/// `--client-cert` and `--client-key` together, or neither.
+fn client_cert(args: &ConnectionArgs) -> Result<Option<ClientCert>, ClientError> {
+    match (&args.client_cert, &args.client_key) {
+        (Some(cert), Some(key)) => Ok(Some(ClientCert::new(cert, key))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ClientError::Config("--client-cert needs --client-key".into())),
+        (None, Some(_)) => Err(ClientError::Config("--client-key needs --client-cert".into())),
+    }
 }
 
 fn explicit_trust(args: &ConnectionArgs) -> Option<Trust> {
@@ -246,6 +262,8 @@ mod tests {
             ca: None,
             cert: cert.map(PathBuf::from),
             token: token.map(str::to_owned),
+            client_cert: None,
+            client_key: None,
             data_dir: data_dir.map(PathBuf::from),
             server_name: "localhost".into(),
             timeout_ms: 1_500,
@@ -270,5 +288,40 @@ mod tests {
         assert_eq!(config.trust, Trust::PinnedCert("/pinned.pem".into()));
         let error = client_config(&args(None, None, Some("t"))).unwrap_err();
         assert!(matches!(&error, ClientError::Config(m) if m.contains("--data-dir")), "{error}");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_makes_the_token_optional() {
+        let with_cert = ConnectionArgs {
+            client_cert: Some("/client.pem".into()),
+            client_key: Some("/client-key.pem".into()),
+            ..args(Some("/no-such-data-dir"), None, None)
+        };
+        let config = client_config(&with_cert).unwrap();
+        assert_eq!(config.client_cert, Some(ClientCert::new("/client.pem", "/client-key.pem")));
+        assert_eq!(config.token, "", "the data directory's token is not read");
+        assert_eq!(
+            config.trust,
+            Trust::PinnedCert(PathBuf::from("/no-such-data-dir").join(DEV_CERT_FILE))
+        );
+        let with_token = ConnectionArgs { token: Some("t0k".into()), ..with_cert };
+        assert_eq!(client_config(&with_token).unwrap().token, "t0k");
+
+        assert_eq!(
+            client_config(&args(None, Some("/pinned.pem"), Some("t"))).unwrap().client_cert,
+            None
+        );
+        let cert_only = ConnectionArgs {
+            client_cert: Some("/client.pem".into()),
+            ..args(None, Some("/pinned.pem"), None)
+        };
+        let error = client_config(&cert_only).unwrap_err();
+        assert!(matches!(&error, ClientError::Config(m) if m.contains("--client-key")), "{error}");
+        let key_only = ConnectionArgs {
+            client_key: Some("/client-key.pem".into()),
+            ..args(None, Some("/pinned.pem"), None)
+        };
+        let error = client_config(&key_only).unwrap_err();
+        assert!(matches!(&error, ClientError::Config(m) if m.contains("--client-cert")), "{error}");
     }
 }
