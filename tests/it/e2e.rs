@@ -6,19 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use allot_client::protocol::{
-    Command, ErrorCode, HoldState, LineRequest, LocationKind, LocationSpec, Query, Reply,
-    RequestBody, Resolution, ShippingCost,
+    Command, ErrorCode, HoldState, LineRequest, LocationSpec, Query, Reply, RequestBody, Resolution,
 };
-use allot_client::{Client, ClientConfig, ClientError, Trust};
+use allot_client::{Client, ClientConfig, Trust};
 use allot_tests::allotd::Allotd;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
+use crate::support::{line, location_spec, runtime, server_code};
 
 fn config(allotd: &Allotd) -> ClientConfig {
     let mut config = ClientConfig::from_data_dir(allotd.addr().to_string(), allotd.data_dir())
@@ -31,31 +24,9 @@ async fn connect(allotd: &Allotd) -> Client {
     Client::connect(config(allotd)).await.expect("connect to allotd")
 }
 
+/// A location at the given coordinates (microdegrees).
 fn location(code: &str, latitude_e6: i32, longitude_e6: i32) -> LocationSpec {
-    LocationSpec {
-        code: code.into(),
-        name: format!("{code} warehouse"),
-        kind: LocationKind::Warehouse,
-        latitude_e6,
-        longitude_e6,
-        ships: true,
-        pickup: false,
-        daily_capacity: 1_000,
-        shipping_cost: ShippingCost { base_minor: 450, per_km_minor: 2, currency: "EUR".into() },
-        priority: 1,
-        active: true,
-    }
-}
-
-fn line(sku: &str, location: &str, quantity: u32) -> LineRequest {
-    LineRequest { sku: sku.into(), location: location.into(), quantity }
-}
-
-fn server_code(error: ClientError) -> ErrorCode {
-    match error {
-        ClientError::Server(error) | ClientError::Refused(error) => error.code,
-        other => panic!("expected an error from the server, got {other}"),
-    }
+    LocationSpec { latitude_e6, longitude_e6, ..location_spec(code) }
 }
 
 #[test]

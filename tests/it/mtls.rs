@@ -17,20 +17,12 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
-use crate::support::{LOCATION, line, location_spec};
+use crate::support::{LOCATION, line, location_spec, runtime, server_code};
 
 /// The one configured token, so the tests can set up locations and stock.
 const ADMIN_TOKEN: &str = "mtls-admin-0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 /// A refused connection must fail well within this, never hang.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
 
 /// A fresh CA written to `dir/{name}-ca.pem`, and a client certificate it signed with
 /// its key, as `dir/{name}.pem` and `dir/{name}-key.pem`.
@@ -106,13 +98,6 @@ async fn connect_in_time(config: ClientConfig) -> Result<Client, ClientError> {
     tokio::time::timeout(REFUSAL_TIMEOUT, Client::connect(config))
         .await
         .unwrap_or_else(|_| panic!("no outcome within {REFUSAL_TIMEOUT:?}"))
-}
-
-fn server_code(error: ClientError) -> ErrorCode {
-    match error {
-        ClientError::Server(error) | ClientError::Refused(error) => error.code,
-        other => panic!("expected an error from the server, got {other}"),
-    }
 }
 
 #[test]

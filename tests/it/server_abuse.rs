@@ -61,6 +61,32 @@ impl Client {
     }
 }
 
+/// A fresh server with a bystander (a served stream on its own connection, which must not
+/// notice anything) and a second connection for the offender.
+struct Scene {
+    server: Allotd,
+    token: String,
+    /// Keeps the bystander's connection open.
+    _good: Client,
+    bystander: Stream,
+    offender: Client,
+}
+
+impl Scene {
+    async fn start() -> Scene {
+        let server = Allotd::start();
+        let token = server.admin_token();
+        let good = Client::connect(&server).await;
+        let bystander = good.session(&token).await;
+        let offender = Client::connect(&server).await;
+        Scene { server, token, _good: good, bystander, offender }
+    }
+
+    async fn unharmed(mut self) {
+        assert_unharmed(self.server, &mut self.bystander, &self.token).await;
+    }
+}
+
 fn client_config(server: &Allotd) -> quinn::ClientConfig {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(server.cert_path()).expect("read the certificate") {
@@ -188,29 +214,21 @@ fn start_with_tokens(limits: &str) -> (Allotd, tempfile::TempDir) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hello_with_another_protocol_version_is_refused_unsupported_version() {
-    let server = Allotd::start();
-    let token = server.admin_token();
-    let good = Client::connect(&server).await;
-    let mut bystander = good.session(&token).await;
-
-    let bad = Client::connect(&server).await;
+    let scene = Scene::start().await;
+    let (token, bad) = (scene.token.clone(), &scene.offender);
     let mut stream = bad.stream().await;
     let refused = stream.hello(PROTOCOL_VERSION + 1, &token).await;
     let Some(ServerFrame::Refused(error)) = refused else { panic!("{refused:?}") };
     assert_eq!(error.code, ErrorCode::UnsupportedVersion);
     assert_eq!(stream.next().await, None);
 
-    assert_unharmed(server, &mut bystander, &token).await;
+    scene.unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_or_missing_token_is_refused_unauthorized() {
-    let server = Allotd::start();
-    let token = server.admin_token();
-    let good = Client::connect(&server).await;
-    let mut bystander = good.session(&token).await;
-
-    let bad = Client::connect(&server).await;
+    let scene = Scene::start().await;
+    let (token, bad) = (scene.token.clone(), &scene.offender);
     for wrong in ["not-the-token", ""] {
         let mut stream = bad.stream().await;
         let refused = stream.hello(PROTOCOL_VERSION, wrong).await;
@@ -220,7 +238,7 @@ async fn an_unknown_or_missing_token_is_refused_unauthorized() {
         assert_eq!(stream.next().await, None);
     }
 
-    assert_unharmed(server, &mut bystander, &token).await;
+    scene.unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,12 +267,8 @@ async fn a_checkout_token_may_reserve_but_receiving_stock_is_unauthorized() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_payload_is_refused_invalid_argument_and_ends_only_that_stream() {
-    let server = Allotd::start();
-    let token = server.admin_token();
-    let good = Client::connect(&server).await;
-    let mut bystander = good.session(&token).await;
-
-    let bad = Client::connect(&server).await;
+    let scene = Scene::start().await;
+    let (token, bad) = (scene.token.clone(), &scene.offender);
     let mut sibling = bad.session(&token).await;
     let mut stream = bad.session(&token).await;
     stream.raw(&[3, 0, 0, 0, 0xff, 0xff, 0xff]).await;
@@ -262,17 +276,13 @@ async fn a_malformed_payload_is_refused_invalid_argument_and_ends_only_that_stre
     assert!(message.starts_with("malformed frame"), "{message}");
     assert_served(&mut sibling, 10).await;
 
-    assert_unharmed(server, &mut bystander, &token).await;
+    scene.unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_bytes_instead_of_a_hello_get_a_refusal_or_a_closed_stream() {
-    let server = Allotd::start();
-    let token = server.admin_token();
-    let good = Client::connect(&server).await;
-    let mut bystander = good.session(&token).await;
-
-    let bad = Client::connect(&server).await;
+    let scene = Scene::start().await;
+    let bad = &scene.offender;
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     for length in [1, 4, 5, 64, 4096] {
         let mut stream = bad.stream().await;
@@ -292,49 +302,37 @@ async fn random_bytes_instead_of_a_hello_get_a_refusal_or_a_closed_stream() {
         }
     }
 
-    assert_unharmed(server, &mut bystander, &token).await;
+    scene.unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_4_gib_length_prefix_is_refused_frame_too_large_without_waiting_for_the_payload() {
-    let server = Allotd::start();
-    let token = server.admin_token();
-    let good = Client::connect(&server).await;
-    let mut bystander = good.session(&token).await;
-
-    let bad = Client::connect(&server).await;
+    let scene = Scene::start().await;
+    let (token, bad) = (scene.token.clone(), &scene.offender);
     let mut stream = bad.session(&token).await;
     stream.raw(&u32::MAX.to_le_bytes()).await;
     stream.expect_refused(ErrorCode::FrameTooLarge).await;
 
-    assert_unharmed(server, &mut bystander, &token).await;
+    scene.unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_finished_inside_a_frame_is_closed_without_an_answer() {
-    let server = Allotd::start();
-    let token = server.admin_token();
-    let good = Client::connect(&server).await;
-    let mut bystander = good.session(&token).await;
-
-    let bad = Client::connect(&server).await;
+    let scene = Scene::start().await;
+    let (token, bad) = (scene.token.clone(), &scene.offender);
     let mut stream = bad.session(&token).await;
     let ping = codec::frame(&ClientFrame::Request(Request { id: 1, body: RequestBody::Ping }));
     stream.raw(&ping[..FRAME_PREFIX_BYTES + 3]).await;
     stream.finish();
     assert_eq!(stream.next().await, None);
 
-    assert_unharmed(server, &mut bystander, &token).await;
+    scene.unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_hello_or_a_request_before_hello_is_refused_invalid_argument() {
-    let server = Allotd::start();
-    let token = server.admin_token();
-    let good = Client::connect(&server).await;
-    let mut bystander = good.session(&token).await;
-
-    let bad = Client::connect(&server).await;
+    let scene = Scene::start().await;
+    let (token, bad) = (scene.token.clone(), &scene.offender);
     let mut twice = bad.session(&token).await;
     let again = twice.hello(PROTOCOL_VERSION, &token).await;
     assert!(
@@ -347,7 +345,7 @@ async fn a_second_hello_or_a_request_before_hello_is_refused_invalid_argument() 
     early.send(&ClientFrame::Request(Request { id: 1, body: RequestBody::Ping })).await;
     early.expect_refused(ErrorCode::InvalidArgument).await;
 
-    assert_unharmed(server, &mut bystander, &token).await;
+    scene.unharmed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

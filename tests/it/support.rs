@@ -257,3 +257,23 @@ pub fn flip_byte(path: &Path, offset: usize) {
     bytes[offset] ^= 0xFF;
     fs::write(path, bytes).expect("write the damaged file");
 }
+
+/// A runtime for tests that drive a real `allotd` over QUIC: multi-threaded, because a
+/// test thread blocked on the process (SIGTERM, `kill -9`) must not stall the client.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The typed code of an error the server sent, failing the test on any other error.
+pub fn server_code(error: allot_client::ClientError) -> allot_client::protocol::ErrorCode {
+    match error {
+        allot_client::ClientError::Server(error) | allot_client::ClientError::Refused(error) => {
+            error.code
+        }
+        other => panic!("expected an error from the server, got {other}"),
+    }
+}
