@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use allot_protocol::codec::{decode_server, encode_payload};
-use allot_protocol::frame::FRAME_PREFIX_BYTES;
+use allot_protocol::codec::{self, decode_server};
+use allot_protocol::frame::FrameError;
 use allot_protocol::limits::{BATCH_REQUESTS_MAX, FRAME_BYTES_MAX};
 use allot_protocol::{
     ClientFrame, Deframer, Error, Hello, PROTOCOL_VERSION, Reply, Request, RequestBody,
@@ -227,15 +227,14 @@ fn clamp(limit: u32, cap: usize) -> usize {
 
 /// `[u32 length LE][payload]`, refused locally when over the server's frame limit.
 pub(crate) fn frame_bytes(frame: &ClientFrame, bytes_max: usize) -> Result<Vec<u8>, ClientError> {
-    let payload = encode_payload(frame);
-    if payload.len() > bytes_max {
-        return Err(ClientError::FrameTooLarge { bytes: payload.len(), bytes_max });
-    }
-    let length = u32::try_from(payload.len())
-        .map_err(|_| ClientError::FrameTooLarge { bytes: payload.len(), bytes_max })?;
-    let mut bytes = Vec::with_capacity(FRAME_PREFIX_BYTES + payload.len());
-    bytes.extend_from_slice(&length.to_le_bytes());
-    bytes.extend_from_slice(&payload);
+    let mut bytes = Vec::new();
+    codec::try_write_frame(frame, bytes_max, &mut bytes).map_err(|error| match error {
+        FrameError::TooLarge { length, bytes_max } => ClientError::FrameTooLarge {
+            bytes: usize::try_from(length).unwrap_or(usize::MAX),
+            bytes_max: usize::try_from(bytes_max).unwrap_or(usize::MAX),
+        },
+        other => ClientError::Protocol(other.to_string()),
+    })?;
     Ok(bytes)
 }
 
@@ -423,7 +422,7 @@ mod tests {
     fn a_frame_is_its_length_then_its_payload() {
         let frame = ClientFrame::Request(Request { id: 7, body: RequestBody::Ping });
         let bytes = frame_bytes(&frame, FRAME_BYTES_MAX).unwrap();
-        let length = frame_length(bytes[..4].try_into().unwrap()).unwrap();
+        let length = frame_length(bytes[..4].try_into().unwrap(), FRAME_BYTES_MAX).unwrap();
         assert_eq!(length, bytes.len() - 4);
         assert_eq!(decode_client(&bytes[4..]).unwrap(), frame);
         assert_eq!(

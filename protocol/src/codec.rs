@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::frame::FRAME_PREFIX_BYTES;
+use crate::frame::{self, FRAME_PREFIX_BYTES, FrameError};
 use crate::limits::FRAME_BYTES_MAX;
 use crate::message::{ClientFrame, ServerFrame};
 
@@ -58,19 +58,35 @@ pub fn encode_payload<T: Serialize>(message: &T) -> Vec<u8> {
     payload
 }
 
-/// Appends one whole frame, `[u32 length LE][payload]`, to `out`.
-///
-/// Panics if the payload is over `FRAME_BYTES_MAX`: callers bound what they send (a
-/// batch's size, every string's length), so an oversized frame is a bug on this side.
-pub fn write_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) {
+/// Appends one whole frame, `[u32 length LE][payload]`, to `out`, if its payload is
+/// within `bytes_max`; otherwise `out` is left as it was. A reply listing every cell of a
+/// SKU is as large as the data, so a sender must be able to find out and answer otherwise.
+pub fn try_write_frame<T: Serialize>(
+    message: &T,
+    bytes_max: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_PREFIX_BYTES]);
     bincode::serde::encode_into_std_write(message, &mut *out, config())
         .expect("writing to a Vec cannot fail");
     let length = out.len() - start - FRAME_PREFIX_BYTES;
-    assert!(length <= FRAME_BYTES_MAX, "frame of {length} bytes is over {FRAME_BYTES_MAX}");
+    let bytes_max = bytes_max.min(FRAME_BYTES_MAX);
+    if length > bytes_max {
+        out.truncate(start);
+        return Err(frame::too_large(length, bytes_max));
+    }
     let prefix = u32::try_from(length).expect("bounded by FRAME_BYTES_MAX").to_le_bytes();
     out[start..start + FRAME_PREFIX_BYTES].copy_from_slice(&prefix);
+    Ok(())
+}
+
+/// [`try_write_frame`] within `FRAME_BYTES_MAX`, for messages bounded by construction
+/// (requests whose strings and lines are within their limits, single answers).
+///
+/// Panics if the payload is over the limit: that is a bug on the sending side.
+pub fn write_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) {
+    try_write_frame(message, FRAME_BYTES_MAX, out).expect("a bounded message fits a frame");
 }
 
 /// The frame a message would make, for callers that send one message at a time.

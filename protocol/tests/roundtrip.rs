@@ -464,7 +464,10 @@ fn a_length_prefix_over_the_limit_is_too_large_before_the_payload_arrives() {
     let mut deframer = Deframer::new();
     deframer.push(&(FRAME_BYTES_MAX as u32 + 1).to_le_bytes());
     let length = FRAME_BYTES_MAX as u64 + 1;
-    assert_eq!(deframer.next_frame(), Err(FrameError::TooLarge { length }));
+    assert_eq!(
+        deframer.next_frame(),
+        Err(FrameError::TooLarge { length, bytes_max: FRAME_BYTES_MAX as u64 })
+    );
 
     let mut deframer = Deframer::new();
     deframer.push(&(FRAME_BYTES_MAX as u32).to_le_bytes());

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use allot_protocol::{
     ClientFrame, Error, ErrorCode, Hello, PROTOCOL_VERSION, Role, ServerFrame, Welcome, check,
-    codec,
 };
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -167,13 +166,10 @@ async fn next_frame(
     tokio::select! {
         biased;
         _ = stop.wait_for(|stopping| *stopping) => Err(Ending::Stopping),
-        payload = frames.next(recv) => {
-            let payload = payload.map_err(|end| match end {
-                FrameEnd::TooLarge(error) => Ending::Refuse(error),
-                other => Ending::Frame(other),
-            })?;
-            codec::decode_client(payload).map_err(|error| Ending::Refuse(error.into()))
-        }
+        frame = frames.next(recv) => frame.map_err(|end| match end {
+            FrameEnd::Refused(error) => Ending::Refuse(error),
+            other => Ending::Frame(other),
+        }),
     }
 }
 
@@ -190,6 +186,6 @@ async fn end(recv: &mut RecvStream, ending: Ending, answers: &mpsc::Sender<Outgo
         Ending::Frame(FrameEnd::Truncated { buffered }) => {
             tracing::debug!(buffered, "stream ended inside a frame");
         }
-        Ending::Frame(FrameEnd::Finished | FrameEnd::Broken | FrameEnd::TooLarge(_)) => {}
+        Ending::Frame(FrameEnd::Finished | FrameEnd::Broken | FrameEnd::Refused(_)) => {}
     }
 }

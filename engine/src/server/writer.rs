@@ -2,15 +2,15 @@
 //! complete, coalescing those that are ready together into one write, and releases each
 //! request's in-flight permit once its answer has been handed to QUIC.
 //!
-//! Payloads are encoded with `codec::encode_payload` and measured before they are framed:
-//! `codec::write_frame` treats an oversized frame as a bug, but a reply listing every
-//! location or every cell of a SKU is as large as the data, so an answer that would not
-//! fit in a frame is replaced by a `FrameTooLarge` error instead.
+//! Payloads are encoded with `codec::encode_payload` and measured when the answer is
+//! ready, not when it is written: a reply listing every location or every cell of a SKU
+//! is as large as the data, so an answer that would not fit in a frame is replaced by a
+//! `FrameTooLarge` error there, and the writer only frames what fits.
 
 use std::time::Duration;
 
 use allot_protocol::limits::FRAME_BYTES_MAX;
-use allot_protocol::{Error, ErrorCode, Response, ServerFrame, codec};
+use allot_protocol::{Error, ErrorCode, Response, ServerFrame, codec, frame};
 use quinn::SendStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc;
@@ -84,11 +84,11 @@ pub async fn write_answers(
     let _ = tokio::time::timeout(linger, send.stopped()).await;
 }
 
-/// `[u32 length LE][payload]`; the payload is within `FRAME_BYTES_MAX` (see below).
+/// Frames a payload that `response_payload` or `batch_payload` (or a shortened
+/// refusal) already brought within the limit.
 fn append_frame(buffer: &mut Vec<u8>, payload: &[u8]) {
-    let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    buffer.extend_from_slice(&length.to_le_bytes());
-    buffer.extend_from_slice(payload);
+    frame::append_frame(payload, FRAME_BYTES_MAX, buffer)
+        .expect("answers are brought within the frame limit before they are queued");
 }
 
 fn shorten(mut error: Error) -> Error {
