@@ -3,6 +3,13 @@
 //!
 //! Everything here is a pure function of its seed, so two runs of a benchmark apply the
 //! same requests in the same order and their figures compare.
+//!
+//! [`harness`] is the `allot-bench` load harness that drives a server over QUIC with
+//! these generators.
+
+pub mod harness;
+
+use std::collections::HashMap;
 
 use allot_engine::core::{
     Command, LineRequest, LocationKind, LocationSpec, Request, ShippingCost, State,
@@ -114,6 +121,28 @@ impl CatalogueSpec {
 /// Zipf exponent of SKU popularity in the `checkout` workload.
 pub const SKU_POPULARITY_EXPONENT: f64 = 1.0;
 
+/// Most lines in a `checkout` cart (DESIGN §6: carts of 1–5 lines).
+pub const CHECKOUT_CART_LINES_MAX: usize = 5;
+
+/// A `checkout` cart size: 1–5 lines, uniformly.
+pub fn draw_checkout_cart_size(rng: &mut Rng) -> usize {
+    1 + rng.below(CHECKOUT_CART_LINES_MAX as u64) as usize
+}
+
+/// SKU codes are `{prefix}{index:07}`.
+pub const SKU_PREFIX_DEFAULT: &str = "SKU-";
+
+fn sku_names(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|index| format!("{prefix}{index:07}")).collect()
+}
+
+/// One line of a drawn hold, by catalogue index: SKU `sku` at location `location`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CellPick {
+    pub sku: u32,
+    pub location: u32,
+}
+
 /// A generated catalogue: locations, SKUs, which locations stock which SKU, and how
 /// popular each SKU is.
 #[derive(Debug, Clone)]
@@ -127,6 +156,7 @@ pub struct Catalogue {
     /// follow the order SKUs were created in).
     sku_of_rank: Vec<u32>,
     popularity: Zipf,
+    location_by_code: HashMap<String, u32>,
 }
 
 impl Catalogue {
@@ -138,8 +168,9 @@ impl Catalogue {
         );
         assert!(spec.n_skus <= u32::MAX as usize && spec.n_locations <= u32::MAX as usize);
         let mut rng = Rng::new(spec.seed);
-        let locations = (0..spec.n_locations).map(|index| location_spec(index, &mut rng)).collect();
-        let skus = (0..spec.n_skus).map(|index| format!("SKU-{index:07}")).collect();
+        let locations: Vec<LocationSpec> =
+            (0..spec.n_locations).map(|index| location_spec(index, &mut rng)).collect();
+        let skus = sku_names(SKU_PREFIX_DEFAULT, spec.n_skus);
 
         let mut stocked_at = Vec::with_capacity(spec.cell_count());
         let mut deck: Vec<u32> = (0..spec.n_locations as u32).collect();
@@ -160,8 +191,14 @@ impl Catalogue {
             sku_of_rank.swap(index, pick);
         }
 
+        let location_by_code = locations
+            .iter()
+            .enumerate()
+            .map(|(index, spec): (usize, &LocationSpec)| (spec.code.clone(), index as u32))
+            .collect();
         Catalogue {
             spec,
+            location_by_code,
             locations,
             skus,
             stocked_at,
@@ -170,8 +207,29 @@ impl Catalogue {
         }
     }
 
+    /// The same catalogue with SKU codes `{prefix}{index:07}`, so catalogues of different
+    /// workloads can share one server without sharing stock.
+    pub fn with_sku_prefix(mut self, prefix: &str) -> Catalogue {
+        self.skus = sku_names(prefix, self.spec.n_skus);
+        self
+    }
+
     pub fn cell_count(&self) -> usize {
         self.stocked_at.len()
+    }
+
+    /// The index of the location with code `code`.
+    pub fn location_index(&self, code: &str) -> Option<u32> {
+        self.location_by_code.get(code).copied()
+    }
+
+    pub fn sku_count(&self) -> usize {
+        self.skus.len()
+    }
+
+    /// The code of location `index`.
+    pub fn location_code(&self, index: usize) -> &str {
+        &self.locations[index].code
     }
 
     pub fn locations(&self) -> &[LocationSpec] {
@@ -208,8 +266,52 @@ impl Catalogue {
     /// A stream of hold requests; `stream` selects an independent sequence, so several
     /// streams over one catalogue do not repeat each other.
     pub fn holds(&self, stream: u64) -> HoldDraws<'_> {
-        let seed = self.spec.seed ^ stream.wrapping_add(1).wrapping_mul(0xd1b5_4a32_d192_ed03);
-        HoldDraws { catalogue: self, rng: Rng::new(seed), ttl_ms: None, keys: None, drawn: 0 }
+        HoldDraws {
+            catalogue: self,
+            rng: self.stream_rng(stream),
+            ttl_ms: None,
+            keys: None,
+            drawn: 0,
+        }
+    }
+
+    /// The generator of stream `stream` of draws over this catalogue.
+    pub fn stream_rng(&self, stream: u64) -> Rng {
+        Rng::new(self.spec.seed ^ stream.wrapping_add(1).wrapping_mul(0xd1b5_4a32_d192_ed03))
+    }
+
+    /// A uniformly random stocked cell.
+    pub fn draw_cell(&self, rng: &mut Rng) -> CellPick {
+        let cell = rng.below(self.cell_count() as u64) as usize;
+        let sku = cell / self.spec.locations_per_sku;
+        CellPick { sku: sku as u32, location: self.stocked_at[cell] }
+    }
+
+    /// A SKU index drawn by Zipf popularity.
+    pub fn draw_popular_sku(&self, rng: &mut Rng) -> usize {
+        let rank = self.popularity.sample(rng);
+        self.sku_of_rank[rank] as usize
+    }
+
+    /// `lines` distinct SKUs (fewer if the catalogue has fewer) drawn by Zipf popularity,
+    /// each at a random location stocking it.
+    pub fn draw_cart(&self, rng: &mut Rng, lines: usize) -> Vec<CellPick> {
+        let lines = lines.min(self.skus.len());
+        let mut chosen: Vec<usize> = Vec::with_capacity(lines);
+        while chosen.len() < lines {
+            let sku = self.draw_popular_sku(rng);
+            if !chosen.contains(&sku) {
+                chosen.push(sku);
+            }
+        }
+        chosen
+            .into_iter()
+            .map(|sku| {
+                let at = self.stocked_at(sku);
+                let location = at[rng.below(at.len() as u64) as usize];
+                CellPick { sku: sku as u32, location }
+            })
+            .collect()
     }
 }
 
@@ -239,41 +341,41 @@ impl HoldDraws<'_> {
 
     /// A one-line hold of one unit at a uniformly random stocked cell.
     pub fn one_line(&mut self) -> Request {
-        let catalogue = self.catalogue;
-        let cell = self.rng.below(catalogue.cell_count() as u64) as usize;
-        let sku = cell / catalogue.spec.locations_per_sku;
-        let line = self.line_at(sku, catalogue.stocked_at[cell]);
+        let pick = self.one_line_cell();
+        let line = self.line_at(pick.sku as usize, pick.location);
         self.request(vec![line])
+    }
+
+    /// The cell of [`one_line`](Self::one_line): uniformly random among stocked cells.
+    pub fn one_line_cell(&mut self) -> CellPick {
+        self.catalogue.draw_cell(&mut self.rng)
     }
 
     /// A cart of `lines` distinct SKUs (fewer if the catalogue has fewer) drawn by Zipf
     /// popularity, one unit each, each at a random location stocking it.
     pub fn cart(&mut self, lines: usize) -> Request {
-        let catalogue = self.catalogue;
-        let lines = lines.min(catalogue.skus.len());
-        let mut chosen: Vec<usize> = Vec::with_capacity(lines);
-        while chosen.len() < lines {
-            let rank = catalogue.popularity.sample(&mut self.rng);
-            let sku = catalogue.sku_of_rank[rank] as usize;
-            if !chosen.contains(&sku) {
-                chosen.push(sku);
-            }
-        }
-        let requested = chosen
+        let requested = self
+            .cart_cells(lines)
             .into_iter()
-            .map(|sku| {
-                let at = catalogue.stocked_at(sku);
-                let location = at[self.rng.below(at.len() as u64) as usize];
-                self.line_at(sku, location)
-            })
+            .map(|pick| self.line_at(pick.sku as usize, pick.location))
             .collect();
         self.request(requested)
     }
 
+    /// The cells of [`cart`](Self::cart).
+    pub fn cart_cells(&mut self, lines: usize) -> Vec<CellPick> {
+        self.catalogue.draw_cart(&mut self.rng, lines)
+    }
+
     /// A cart of 1–5 lines, uniformly (the `checkout` cart sizes).
     pub fn checkout_cart(&mut self) -> Request {
-        let lines = 1 + self.rng.below(5) as usize;
+        let lines = self.checkout_cart_size();
         self.cart(lines)
+    }
+
+    /// A `checkout` cart size: 1–5 lines, uniformly.
+    pub fn checkout_cart_size(&mut self) -> usize {
+        draw_checkout_cart_size(&mut self.rng)
     }
 
     fn line_at(&self, sku: usize, location: u32) -> LineRequest {

@@ -1,0 +1,273 @@
+//! `allot-bench`'s command line, and the settings a run resolves from it (each workload's
+//! defaults filled in), which are what the report's `config` shows.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+/// The TTL of `hold` and `flash-sale` holds: an hour, so nothing expires during a run.
+pub const HOLD_TTL_MS_LONG: u64 = 60 * 60 * 1_000;
+/// The TTL of `checkout` holds: short, so the 10 % left to expire do so during the run and
+/// the audit can wait for the rest.
+pub const CHECKOUT_TTL_MS_DEFAULT: u64 = 5_000;
+/// Units received at every stocked cell in `hold` and `checkout`.
+pub const UNITS_PER_CELL_DEFAULT: u32 = 1_000;
+/// DESIGN §6 `flash-sale`: 10 hot SKUs, 10 000 units each over 20 locations, 200 000
+/// buyers of one unit.
+pub const FLASH_SALE_SKUS: usize = 10;
+pub const FLASH_SALE_LOCATIONS: usize = 20;
+pub const FLASH_SALE_UNITS_PER_SKU: u32 = 10_000;
+pub const FLASH_SALE_BUYERS: u64 = 200_000;
+/// Measured seconds of a timed workload, and its warm-up before them.
+pub const DURATION_S_DEFAULT: f64 = 10.0;
+pub const WARMUP_S_DEFAULT: f64 = 2.0;
+/// A `flash-sale` runs until every buyer is served; this only bounds a stuck run.
+pub const FLASH_SALE_DURATION_S_MAX: f64 = 600.0;
+/// Longest wait for one answer before the client retries (with the same idempotency key).
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Most connections, and most requests in flight on one, a run may ask for.
+pub const CONNECTIONS_MAX: usize = 1_024;
+pub const DEPTH_MAX: usize = 65_536;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// One-line holds of one unit at uniformly random cells, TTL one hour.
+    Hold,
+    /// Zipf carts of 1–5 lines, 10 availability reads per hold; 70 % committed, 20 %
+    /// released, 10 % left to expire.
+    Checkout,
+    /// 200 000 buyers of one unit of 10 hot SKUs: exactly the stock is sold.
+    FlashSale,
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Hold => "hold",
+            WorkloadKind::Checkout => "checkout",
+            WorkloadKind::FlashSale => "flash-sale",
+        }
+    }
+}
+
+/// Load an allot server and check what it acknowledged.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "allot-bench", version, about, long_about = None)]
+pub struct Args {
+    /// The workload (DESIGN §6).
+    #[arg(long, value_enum, default_value = "hold")]
+    pub workload: WorkloadKind,
+
+    /// Server address `host:port`; needs `--ca` and `--token`, or `--data-dir`.
+    #[arg(long, conflicts_with = "embedded")]
+    pub addr: Option<String>,
+    /// CA certificate (PEM) the server's certificate must chain to.
+    #[arg(long, requires = "addr")]
+    pub ca: Option<PathBuf>,
+    /// Bearer token (needs a role that may receive stock and hold).
+    #[arg(long, env = "ALLOT_TOKEN", hide_env_values = true, requires = "addr")]
+    pub token: Option<String>,
+    /// A development server's data directory: its certificate and token are used.
+    #[arg(long, requires = "addr", conflicts_with_all = ["ca", "token"])]
+    pub data_dir: Option<PathBuf>,
+    /// Name the server certificate must carry (with `--ca`).
+    #[arg(long, requires = "ca")]
+    pub server_name: Option<String>,
+    /// Start an allotd in this process, on a temporary data directory, for the run.
+    #[arg(long)]
+    pub embedded: bool,
+
+    /// QUIC connections.
+    #[arg(long, default_value_t = 50)]
+    pub connections: usize,
+    /// Requests in flight per connection (a multiple of `--batch`).
+    #[arg(long, default_value_t = 1)]
+    pub depth: usize,
+    /// Requests per frame.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Open loop: send this many requests per second in all, on schedule, and measure
+    /// latency from when each should have been sent. Without it, the loop is closed.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Measured seconds (for `flash-sale`, a bound: it runs until every buyer is served).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seconds of load before measuring starts.
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Seed of every generator: the same seed sends the same requests.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// SKUs in the catalogue.
+    #[arg(long)]
+    pub skus: Option<usize>,
+    /// Locations in the catalogue.
+    #[arg(long)]
+    pub locations: Option<usize>,
+    /// Locations stocking each SKU.
+    #[arg(long)]
+    pub stocked_per_sku: Option<usize>,
+    /// Units received at each stocked cell.
+    #[arg(long)]
+    pub units_per_cell: Option<u32>,
+    /// `flash-sale` buyers.
+    #[arg(long)]
+    pub buyers: Option<u64>,
+    /// Hold TTL in milliseconds.
+    #[arg(long)]
+    pub ttl_ms: Option<u64>,
+    /// Prefix of the catalogue's SKU codes (default: one per workload).
+    #[arg(long)]
+    pub sku_prefix: Option<String>,
+    /// Per-attempt request timeout in milliseconds.
+    #[arg(long, default_value_t = REQUEST_TIMEOUT_MS_DEFAULT)]
+    pub timeout_ms: u64,
+
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Append `id,sku,location,qty` for every line of every acknowledged hold, as it goes.
+    #[arg(long)]
+    pub ack_log: Option<PathBuf>,
+    /// No progress line each second.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// A run's settings: the arguments with the workload's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    pub workload: WorkloadKind,
+    pub target: String,
+    pub connections: usize,
+    pub depth: usize,
+    pub batch: usize,
+    /// Requests per second in all (open loop), or `None` (closed loop).
+    pub rate: Option<u64>,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub seed: u64,
+    pub skus: usize,
+    pub locations: usize,
+    pub stocked_per_sku: usize,
+    pub units_per_cell: u32,
+    pub buyers: Option<u64>,
+    pub ttl_ms: u64,
+    pub sku_prefix: String,
+    pub reads_per_hold: usize,
+    pub timeout_ms: u64,
+}
+
+/// DESIGN §6 `checkout`: 10 availability reads per hold.
+pub const CHECKOUT_READS_PER_HOLD: usize = 10;
+
+impl Settings {
+    /// The settings `args` ask for, or why they cannot be used.
+    pub fn resolve(args: &Args) -> Result<Settings, String> {
+        let target = match (&args.addr, args.embedded) {
+            (Some(addr), false) => addr.clone(),
+            (None, true) => "embedded".to_owned(),
+            _ => return Err("give a target: --addr HOST:PORT or --embedded".into()),
+        };
+        if args.addr.is_some()
+            && args.data_dir.is_none()
+            && (args.ca.is_none() || args.token.is_none())
+        {
+            return Err("--addr needs --ca and --token, or --data-dir".into());
+        }
+        let workload = args.workload;
+        let (skus, locations, stocked_per_sku, units_per_cell) = match workload {
+            WorkloadKind::Hold | WorkloadKind::Checkout => {
+                (100_000, 50, 10, UNITS_PER_CELL_DEFAULT)
+            }
+            WorkloadKind::FlashSale => (
+                FLASH_SALE_SKUS,
+                FLASH_SALE_LOCATIONS,
+                FLASH_SALE_LOCATIONS,
+                FLASH_SALE_UNITS_PER_SKU / FLASH_SALE_LOCATIONS as u32,
+            ),
+        };
+        let finite = workload == WorkloadKind::FlashSale;
+        let settings = Settings {
+            workload,
+            target,
+            connections: args.connections,
+            depth: args.depth,
+            batch: args.batch,
+            rate: args.rate,
+            duration_s: args.duration.unwrap_or(if finite {
+                FLASH_SALE_DURATION_S_MAX
+            } else {
+                DURATION_S_DEFAULT
+            }),
+            warmup_s: args.warmup.unwrap_or(if finite { 0.0 } else { WARMUP_S_DEFAULT }),
+            seed: args.seed,
+            skus: args.skus.unwrap_or(skus),
+            locations: args.locations.unwrap_or(locations),
+            stocked_per_sku: args
+                .stocked_per_sku
+                .unwrap_or(stocked_per_sku)
+                .min(args.locations.unwrap_or(locations)),
+            units_per_cell: args.units_per_cell.unwrap_or(units_per_cell),
+            buyers: finite.then(|| args.buyers.unwrap_or(FLASH_SALE_BUYERS)),
+            ttl_ms: args.ttl_ms.unwrap_or(match workload {
+                WorkloadKind::Checkout => CHECKOUT_TTL_MS_DEFAULT,
+                WorkloadKind::Hold | WorkloadKind::FlashSale => HOLD_TTL_MS_LONG,
+            }),
+            sku_prefix: args.sku_prefix.clone().unwrap_or_else(|| match workload {
+                WorkloadKind::Hold => "HOLD-".to_owned(),
+                WorkloadKind::Checkout => "CART-".to_owned(),
+                WorkloadKind::FlashSale => "FLASH-".to_owned(),
+            }),
+            reads_per_hold: if workload == WorkloadKind::Checkout {
+                CHECKOUT_READS_PER_HOLD
+            } else {
+                0
+            },
+            timeout_ms: args.timeout_ms,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(1..=CONNECTIONS_MAX).contains(&self.connections) {
+            return Err(format!("--connections must be 1 to {CONNECTIONS_MAX}"));
+        }
+        let batch_max = allot_protocol::limits::BATCH_REQUESTS_MAX;
+        if !(1..=batch_max).contains(&self.batch) {
+            return Err(format!("--batch must be 1 to {batch_max}"));
+        }
+        if !(1..=DEPTH_MAX).contains(&self.depth) || !self.depth.is_multiple_of(self.batch) {
+            return Err(format!("--depth must be a multiple of --batch, at most {DEPTH_MAX}"));
+        }
+        if self.rate == Some(0) {
+            return Err("--rate must be at least 1".into());
+        }
+        if !(self.duration_s > 0.0 && self.duration_s.is_finite()) {
+            return Err("--duration must be above zero".into());
+        }
+        if !(self.warmup_s >= 0.0 && self.warmup_s.is_finite()) {
+            return Err("--warmup must be zero or more".into());
+        }
+        if self.skus == 0 || self.locations == 0 || self.stocked_per_sku == 0 {
+            return Err("the catalogue needs at least one SKU, location and stocked cell".into());
+        }
+        if self.units_per_cell == 0 {
+            return Err("--units-per-cell must be at least 1".into());
+        }
+        if self.buyers == Some(0) {
+            return Err("--buyers must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Requests a closed loop keeps in flight per connection, in frames of `batch`.
+    pub fn slots_per_connection(&self) -> usize {
+        self.depth / self.batch
+    }
+}

@@ -1,0 +1,252 @@
+//! The audit after a run: the server's counters for every catalogue cell, read before the
+//! load and after it, must have moved exactly as the acknowledged answers say (within the
+//! margin of requests whose outcome is unknown); no cell may have been oversold; a
+//! `flash-sale` must have sold exactly the stock on offer; and sampled holds must be in
+//! the state their answers left them in.
+
+use std::collections::HashMap;
+
+use allot_client::Client;
+use allot_protocol::{CellView, HoldState, Query, Reply, RequestBody};
+use serde::Serialize;
+
+use super::HarnessError;
+use super::args::{Settings, WorkloadKind};
+use super::ledger::{Expect, Ledger, Outcome};
+use super::setup::send_all;
+use crate::{Catalogue, CellPick};
+
+/// Mismatching cells the details name before summing up the rest.
+pub const DETAILS_CELLS_MAX: usize = 10;
+
+/// One cell's counters as the server reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub on_hand: i64,
+    pub held: i64,
+    pub allocated: i64,
+    pub available: i64,
+}
+
+impl From<&CellView> for Counters {
+    fn from(view: &CellView) -> Counters {
+        Counters {
+            on_hand: i64::from(view.on_hand),
+            held: i64::from(view.held),
+            allocated: i64::from(view.allocated),
+            available: view.available,
+        }
+    }
+}
+
+/// Every catalogue cell the server knows, by catalogue index.
+pub type CellTable = HashMap<CellPick, Counters>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditReport {
+    pub passed: bool,
+    pub details: Vec<String>,
+}
+
+/// Reads every catalogue SKU's stock (one query per SKU, in full batch frames).
+pub async fn read_cells(
+    clients: &[Client],
+    catalogue: &Catalogue,
+) -> Result<CellTable, HarnessError> {
+    let queries = (0..catalogue.sku_count())
+        .map(|sku| RequestBody::Query(Query::SkuStock { sku: catalogue.sku(sku).to_owned() }))
+        .collect();
+    let replies = send_all(clients, queries).await?;
+    let mut table = CellTable::with_capacity(catalogue.cell_count());
+    for (sku, reply) in replies.iter().enumerate() {
+        let Reply::Cells(cells) = reply else {
+            return Err(HarnessError::Audit(format!("a stock query was answered {reply:?}")));
+        };
+        for view in cells {
+            // Cells at locations outside the catalogue are someone else's.
+            if let Some(location) = catalogue.location_index(&view.location) {
+                table.insert(CellPick { sku: sku as u32, location }, Counters::from(view));
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// Reads the state of every sampled hold.
+pub async fn read_samples(
+    clients: &[Client],
+    ledger: &Ledger,
+) -> Result<Vec<Option<HoldState>>, HarnessError> {
+    let queries =
+        ledger.samples.iter().map(|(hold, _)| RequestBody::Query(Query::Hold { hold: *hold }));
+    let replies = send_all(clients, queries.collect()).await?;
+    Ok(replies
+        .into_iter()
+        .map(|reply| match reply {
+            Reply::Hold(view) => Some(view.state),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Compares what the server shows with what the ledger expects.
+pub fn check(
+    settings: &Settings,
+    catalogue: &Catalogue,
+    before: &CellTable,
+    after: &CellTable,
+    ledger: &Ledger,
+    sampled: &[Option<HoldState>],
+) -> AuditReport {
+    let mut details = Vec::new();
+    let mut passed = check_cells(catalogue, before, after, ledger, &mut details);
+    passed &= check_oversold(catalogue, before, after, &mut details);
+    if settings.workload == WorkloadKind::FlashSale {
+        passed &= check_sold_out(settings, before, ledger, &mut details);
+    }
+    passed &= check_samples(ledger, sampled, &mut details);
+    AuditReport { passed, details }
+}
+
+fn check_cells(
+    catalogue: &Catalogue,
+    before: &CellTable,
+    after: &CellTable,
+    ledger: &Ledger,
+    details: &mut Vec<String>,
+) -> bool {
+    let none = Counters::default();
+    let mut wrong = 0usize;
+    let (mut held_seen, mut held_expected, mut allocated_seen, mut allocated_expected) =
+        (0i64, 0i64, 0i64, 0i64);
+    let mut picks: Vec<&CellPick> =
+        before.keys().chain(after.keys()).chain(ledger.cells.keys()).collect();
+    picks.sort_unstable_by_key(|pick| (pick.sku, pick.location));
+    picks.dedup();
+    for pick in picks {
+        let (was, now) = (before.get(pick).unwrap_or(&none), after.get(pick).unwrap_or(&none));
+        let expect = ledger.cells.get(pick).copied().unwrap_or_default();
+        let held = now.held - was.held;
+        let allocated = now.allocated - was.allocated;
+        let on_hand = now.on_hand - was.on_hand;
+        held_seen += held;
+        held_expected += expect.held;
+        allocated_seen += allocated;
+        allocated_expected += expect.allocated;
+        if within(held, expect.held, expect.held_unknown)
+            && within(allocated, expect.allocated, expect.allocated_unknown)
+            && on_hand == 0
+        {
+            continue;
+        }
+        wrong += 1;
+        if wrong <= DETAILS_CELLS_MAX {
+            details.push(cell_mismatch(catalogue, *pick, held, allocated, on_hand, expect));
+        }
+    }
+    if wrong > DETAILS_CELLS_MAX {
+        details.push(format!("… and {} more cells", wrong - DETAILS_CELLS_MAX));
+    }
+    details.push(format!(
+        "{} cells: held {held_seen:+} (acknowledged {held_expected:+}), allocated \
+         {allocated_seen:+} (acknowledged {allocated_expected:+}), {} unknown outcomes",
+        before.len().max(after.len()),
+        ledger.unknown_outcomes
+    ));
+    wrong == 0
+}
+
+fn within(seen: i64, expected: i64, unknown: u64) -> bool {
+    seen >= expected && seen - expected <= unknown as i64
+}
+
+fn cell_mismatch(
+    catalogue: &Catalogue,
+    pick: CellPick,
+    held: i64,
+    allocated: i64,
+    on_hand: i64,
+    expect: Expect,
+) -> String {
+    format!(
+        "cell {} at {}: held {held:+} (acknowledged {:+}, unknown {}), allocated {allocated:+} \
+         (acknowledged {:+}, unknown {}), on hand {on_hand:+} (expected +0)",
+        catalogue.sku(pick.sku as usize),
+        catalogue.location_code(pick.location as usize),
+        expect.held,
+        expect.held_unknown,
+        expect.allocated,
+        expect.allocated_unknown,
+    )
+}
+
+/// No cell that had stock to spare before the run is short after it.
+fn check_oversold(
+    catalogue: &Catalogue,
+    before: &CellTable,
+    after: &CellTable,
+    details: &mut Vec<String>,
+) -> bool {
+    let mut oversold: Vec<(&CellPick, &Counters)> = after
+        .iter()
+        .filter(|(pick, now)| {
+            now.available < 0 && before.get(pick).is_none_or(|was| was.available >= 0)
+        })
+        .collect();
+    oversold.sort_unstable_by_key(|(pick, _)| (pick.sku, pick.location));
+    for (pick, now) in oversold.iter().take(DETAILS_CELLS_MAX) {
+        details.push(format!(
+            "oversold: {} at {} has available {} (on hand {}, held {}, allocated {})",
+            catalogue.sku(pick.sku as usize),
+            catalogue.location_code(pick.location as usize),
+            now.available,
+            now.on_hand,
+            now.held,
+            now.allocated
+        ));
+    }
+    oversold.is_empty()
+}
+
+/// A flash sale sells exactly what was on offer (or one unit per buyer, if fewer).
+fn check_sold_out(
+    settings: &Settings,
+    before: &CellTable,
+    ledger: &Ledger,
+    details: &mut Vec<String>,
+) -> bool {
+    let on_offer: i64 = before.values().map(|was| was.available.max(0)).sum();
+    let buyers = settings.buyers.unwrap_or(0);
+    let expected = (on_offer as u64).min(buyers);
+    let sold = ledger.sold;
+    let exact = sold <= expected && expected - sold <= ledger.unknown_outcomes;
+    details.push(format!(
+        "flash sale: sold {sold} units (expected {expected}: {on_offer} on offer, {buyers} \
+         buyers); {} buyers found it sold out, {} gave up",
+        ledger.sold_out, ledger.gave_up
+    ));
+    exact && ledger.gave_up == 0
+}
+
+fn check_samples(
+    ledger: &Ledger,
+    sampled: &[Option<HoldState>],
+    details: &mut Vec<String>,
+) -> bool {
+    let mut wrong = 0;
+    for ((hold, outcome), state) in ledger.samples.iter().zip(sampled) {
+        let expected = match outcome {
+            Outcome::Held => HoldState::Held,
+            Outcome::Resolved(how) => HoldState::Resolved(*how),
+        };
+        if *state != Some(expected) {
+            wrong += 1;
+            if wrong <= DETAILS_CELLS_MAX {
+                details
+                    .push(format!("hold {hold}: server says {state:?}, answers said {expected:?}"));
+            }
+        }
+    }
+    details.push(format!("{} sampled holds checked, {wrong} wrong", ledger.samples.len()));
+    wrong == 0
+}

@@ -1,0 +1,236 @@
+//! What the harness was acknowledged, kept apart from what it merely sent: per stock cell,
+//! the change in `held` and `allocated` the answers imply, with a margin for requests
+//! whose outcome is unknown (a timeout or a lost connection after the client's retries).
+//!
+//! Each load slot keeps its own ledger; they are merged after the run and compared with
+//! the server's counters by [`audit`](super::audit).
+
+use std::collections::HashMap;
+
+use allot_protocol::{HoldId, Resolution};
+
+use super::ack_log::AckLog;
+use crate::CellPick;
+
+/// Units on every line the workloads hold (DESIGN §6: carts and buyers of one unit each).
+pub const UNITS_PER_LINE: u32 = 1;
+/// Holds per outcome each ledger keeps to check one by one after the run.
+pub const SAMPLED_HOLDS_PER_OUTCOME_MAX: usize = 64;
+
+/// The change a cell's counters should show after the run, once every expiry the ledger
+/// counts on is due: `held` within `held ..= held + held_unknown`, and the same for
+/// `allocated`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expect {
+    pub held: i64,
+    pub held_unknown: u64,
+    pub allocated: i64,
+    pub allocated_unknown: u64,
+}
+
+/// What the answers say became of a hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Held,
+    Resolved(Resolution),
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub cells: HashMap<CellPick, Expect>,
+    pub holds_acked: u64,
+    pub commits_acked: u64,
+    pub releases_acked: u64,
+    /// Holds left to expire, or found expired.
+    pub expiries: u64,
+    /// Requests with no answer after every retry: each may or may not have been applied.
+    pub unknown_outcomes: u64,
+    /// `flash-sale`: buyers who got their unit, who found it sold out everywhere, and who
+    /// gave up after too many attempts.
+    pub sold: u64,
+    pub sold_out: u64,
+    pub gave_up: u64,
+    /// Unix milliseconds by which every expiry counted on is due.
+    pub settle_at_ms: u64,
+    pub samples: Vec<(HoldId, Outcome)>,
+    /// How many of `samples` are held, committed, released, expired.
+    sampled: [usize; 4],
+    ack_log: Option<AckLog>,
+}
+
+impl Ledger {
+    pub fn new(ack_log: Option<AckLog>) -> Ledger {
+        Ledger { ack_log, ..Ledger::default() }
+    }
+
+    fn cell(&mut self, pick: CellPick) -> &mut Expect {
+        self.cells.entry(pick).or_default()
+    }
+
+    fn sample(&mut self, hold: HoldId, outcome: Outcome) {
+        let index = match outcome {
+            Outcome::Held => 0,
+            Outcome::Resolved(Resolution::Committed) => 1,
+            Outcome::Resolved(Resolution::Released) => 2,
+            Outcome::Resolved(Resolution::Expired) => 3,
+        };
+        if self.sampled[index] < SAMPLED_HOLDS_PER_OUTCOME_MAX {
+            self.sampled[index] += 1;
+            self.samples.push((hold, outcome));
+        }
+    }
+
+    /// The server acknowledged hold `hold` of one unit on each of `lines`.
+    pub fn hold_acked(&mut self, hold: HoldId, lines: &[CellPick]) {
+        self.holds_acked += 1;
+        for &pick in lines {
+            self.cell(pick).held += i64::from(UNITS_PER_LINE);
+        }
+        if let Some(log) = &self.ack_log {
+            log.record(hold, lines);
+        }
+    }
+
+    /// A hold that stays live to the end of the run (and past the audit).
+    pub fn stays_held(&mut self, hold: HoldId) {
+        self.sample(hold, Outcome::Held);
+    }
+
+    /// A hold request went unanswered: it may be holding its lines.
+    pub fn hold_unknown(&mut self, lines: &[CellPick]) {
+        self.unknown_outcomes += 1;
+        for &pick in lines {
+            self.cell(pick).held_unknown += u64::from(UNITS_PER_LINE);
+        }
+    }
+
+    pub fn committed(&mut self, hold: HoldId, lines: &[CellPick]) {
+        self.commits_acked += 1;
+        for &pick in lines {
+            let cell = self.cell(pick);
+            cell.held -= i64::from(UNITS_PER_LINE);
+            cell.allocated += i64::from(UNITS_PER_LINE);
+        }
+        self.sample(hold, Outcome::Resolved(Resolution::Committed));
+    }
+
+    pub fn released(&mut self, hold: HoldId, lines: &[CellPick]) {
+        self.releases_acked += 1;
+        for &pick in lines {
+            self.cell(pick).held -= i64::from(UNITS_PER_LINE);
+        }
+        self.sample(hold, Outcome::Resolved(Resolution::Released));
+    }
+
+    /// A hold that is, or will be by `expires_at_ms`, expired: its units come back.
+    pub fn expires(&mut self, hold: HoldId, lines: &[CellPick], expires_at_ms: u64) {
+        self.expiries += 1;
+        for &pick in lines {
+            self.cell(pick).held -= i64::from(UNITS_PER_LINE);
+        }
+        self.settle_at_ms = self.settle_at_ms.max(expires_at_ms);
+        self.sample(hold, Outcome::Resolved(Resolution::Expired));
+    }
+
+    /// A commit went unanswered: the hold was either committed or expires by
+    /// `expires_at_ms`; its units leave `held` either way and may be `allocated`.
+    pub fn commit_unknown(&mut self, lines: &[CellPick], expires_at_ms: u64) {
+        self.unknown_outcomes += 1;
+        for &pick in lines {
+            let cell = self.cell(pick);
+            cell.held -= i64::from(UNITS_PER_LINE);
+            cell.allocated_unknown += u64::from(UNITS_PER_LINE);
+        }
+        self.settle_at_ms = self.settle_at_ms.max(expires_at_ms);
+    }
+
+    /// A release went unanswered: released or expired by `expires_at_ms`, the units come
+    /// back either way.
+    pub fn release_unknown(&mut self, lines: &[CellPick], expires_at_ms: u64) {
+        self.unknown_outcomes += 1;
+        for &pick in lines {
+            self.cell(pick).held -= i64::from(UNITS_PER_LINE);
+        }
+        self.settle_at_ms = self.settle_at_ms.max(expires_at_ms);
+    }
+
+    /// Adds another slot's ledger to this one.
+    pub fn absorb(&mut self, other: Ledger) {
+        for (pick, expect) in other.cells {
+            let cell = self.cell(pick);
+            cell.held += expect.held;
+            cell.held_unknown += expect.held_unknown;
+            cell.allocated += expect.allocated;
+            cell.allocated_unknown += expect.allocated_unknown;
+        }
+        self.holds_acked += other.holds_acked;
+        self.commits_acked += other.commits_acked;
+        self.releases_acked += other.releases_acked;
+        self.expiries += other.expiries;
+        self.unknown_outcomes += other.unknown_outcomes;
+        self.sold += other.sold;
+        self.sold_out += other.sold_out;
+        self.gave_up += other.gave_up;
+        self.settle_at_ms = self.settle_at_ms.max(other.settle_at_ms);
+        self.samples.extend(other.samples);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: CellPick = CellPick { sku: 1, location: 2 };
+    const B: CellPick = CellPick { sku: 3, location: 4 };
+
+    #[test]
+    fn resolutions_move_units_between_counters() {
+        let mut ledger = Ledger::new(None);
+        ledger.hold_acked(1, &[A, B]);
+        ledger.hold_acked(2, &[A]);
+        ledger.hold_acked(3, &[B]);
+        ledger.committed(1, &[A, B]);
+        ledger.released(2, &[A]);
+        ledger.expires(3, &[B], 5_000);
+        assert_eq!(ledger.cells[&A], Expect { held: 0, allocated: 1, ..Expect::default() });
+        assert_eq!(ledger.cells[&B], Expect { held: 0, allocated: 1, ..Expect::default() });
+        assert_eq!((ledger.holds_acked, ledger.commits_acked, ledger.releases_acked), (3, 1, 1));
+        assert_eq!((ledger.expiries, ledger.settle_at_ms), (1, 5_000));
+    }
+
+    #[test]
+    fn unknown_outcomes_widen_the_margin_only() {
+        let mut ledger = Ledger::new(None);
+        ledger.hold_unknown(&[A]);
+        ledger.hold_acked(7, &[B]);
+        ledger.commit_unknown(&[B], 9_000);
+        assert_eq!(ledger.cells[&A], Expect { held_unknown: 1, ..Expect::default() });
+        assert_eq!(ledger.cells[&B], Expect { allocated_unknown: 1, ..Expect::default() });
+        assert_eq!((ledger.unknown_outcomes, ledger.settle_at_ms), (2, 9_000));
+    }
+
+    #[test]
+    fn merged_ledgers_add_up() {
+        let mut left = Ledger::new(None);
+        left.hold_acked(1, &[A]);
+        let mut right = Ledger::new(None);
+        right.hold_acked(2, &[A]);
+        right.expires(2, &[A], 3_000);
+        right.hold_acked(3, &[A]);
+        left.absorb(right);
+        assert_eq!(left.cells[&A].held, 2);
+        assert_eq!((left.holds_acked, left.expiries, left.settle_at_ms), (3, 1, 3_000));
+    }
+
+    #[test]
+    fn samples_are_bounded_per_outcome() {
+        let mut ledger = Ledger::new(None);
+        for hold in 0..1_000 {
+            ledger.hold_acked(hold, &[A]);
+            ledger.stays_held(hold);
+        }
+        ledger.hold_acked(5_000, &[A]);
+        ledger.released(5_000, &[A]);
+        assert_eq!(ledger.samples.len(), SAMPLED_HOLDS_PER_OUTCOME_MAX + 1);
+    }
+}

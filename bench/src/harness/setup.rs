@@ -1,0 +1,90 @@
+//! The setup phase: the catalogue's locations and stock, sent in full batch frames over
+//! every connection at once, and timed apart from the load.
+
+use std::time::{Duration, Instant};
+
+use allot_client::{Client, ClientError};
+use allot_protocol::limits::BATCH_REQUESTS_MAX;
+use allot_protocol::{Command, Reply, RequestBody};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::HarnessError;
+use crate::Catalogue;
+
+/// Setup frames in flight per connection.
+pub const SETUP_FRAMES_PER_CONNECTION: usize = 4;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SetupReport {
+    pub requests: u64,
+    pub seconds: f64,
+    /// Reading every catalogue cell before the load, for the audit.
+    pub baseline_seconds: f64,
+}
+
+/// Creates the catalogue's locations, then receives its stock at every stocked cell.
+pub async fn load_catalogue(
+    clients: &[Client],
+    catalogue: &Catalogue,
+) -> Result<(u64, Duration), HarnessError> {
+    let started = Instant::now();
+    let locations: Vec<RequestBody> = catalogue
+        .locations()
+        .iter()
+        .map(|spec| command(Command::UpsertLocation(spec.clone())))
+        .collect();
+    let location_count = locations.len() as u64;
+    // Receipts name the locations, so those go first.
+    send_all(clients, locations).await?;
+    let units = catalogue.spec.units_per_cell;
+    let receipts: Vec<RequestBody> = (0..catalogue.sku_count())
+        .flat_map(|sku| {
+            catalogue.stocked_at(sku).iter().map(move |&location| {
+                command(Command::Receive {
+                    sku: catalogue.sku(sku).to_owned(),
+                    location: catalogue.location_code(location as usize).to_owned(),
+                    quantity: units,
+                })
+            })
+        })
+        .collect();
+    let receipt_count = receipts.len() as u64;
+    send_all(clients, receipts).await?;
+    Ok((location_count + receipt_count, started.elapsed()))
+}
+
+fn command(command: Command) -> RequestBody {
+    RequestBody::Command { idempotency_key: None, command }
+}
+
+/// Sends every request in full frames spread over the connections and returns the
+/// replies in request order; any failure fails the whole phase.
+pub async fn send_all(
+    clients: &[Client],
+    requests: Vec<RequestBody>,
+) -> Result<Vec<Reply>, HarnessError> {
+    let frames_max = clients.len() * SETUP_FRAMES_PER_CONNECTION;
+    let mut frames = JoinSet::new();
+    let mut replies: Vec<Option<Vec<Reply>>> = Vec::new();
+    let mut requests = requests.into_iter().peekable();
+    while requests.peek().is_some() || !frames.is_empty() {
+        while frames.len() < frames_max && requests.peek().is_some() {
+            let frame: Vec<RequestBody> = requests.by_ref().take(BATCH_REQUESTS_MAX).collect();
+            let index = replies.len();
+            replies.push(None);
+            let client = clients[index % clients.len()].clone();
+            frames.spawn(async move { (index, client.batch(frame).await) });
+        }
+        let Some(joined) = frames.join_next().await else { break };
+        let (index, answer) =
+            joined.map_err(|error| HarnessError::Setup(format!("setup task: {error}")))?;
+        let answers = answer.map_err(|error| HarnessError::Setup(error.to_string()))?;
+        let frame_replies = answers
+            .into_iter()
+            .collect::<Result<Vec<Reply>, ClientError>>()
+            .map_err(|error| HarnessError::Setup(error.to_string()))?;
+        replies[index] = Some(frame_replies);
+    }
+    Ok(replies.into_iter().flatten().flatten().collect())
+}

@@ -1,0 +1,487 @@
+//! The workloads of DESIGN §6 as flows: each load slot owns one, asks it for the next
+//! request ready to go and tells it every answer, which may make follow-ups ready (the
+//! commit of a placed hold, a buyer's second try). A flow is a pure function of its seed,
+//! its stream and the answers it is given.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use allot_client::ClientError;
+use allot_protocol::{
+    Command, ErrorCode, HoldId, LineRequest, Query, Reply, RequestBody, Resolution,
+};
+
+use super::args::{Settings, WorkloadKind};
+use super::ledger::{Ledger, UNITS_PER_LINE};
+use crate::{Catalogue, CellPick, Rng, draw_checkout_cart_size};
+
+/// DESIGN §6 `checkout`: what becomes of a hold. The rest (10 %) is left to expire.
+pub const CHECKOUT_COMMIT_SHARE: f64 = 0.7;
+pub const CHECKOUT_RELEASE_SHARE: f64 = 0.2;
+/// Holds a `flash-sale` buyer tries before giving up.
+pub const FLASH_SALE_ATTEMPTS_MAX: u32 = 8;
+
+/// What a request is, for the per-kind figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Hold,
+    Read,
+    Commit,
+    Release,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Hold, Kind::Read, Kind::Commit, Kind::Release];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Hold => "hold",
+            Kind::Read => "read",
+            Kind::Commit => "commit",
+            Kind::Release => "release",
+        }
+    }
+}
+
+/// One request a flow wants sent, with what it needs to make sense of the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub kind: Kind,
+    pub body: RequestBody,
+    pub note: Note,
+}
+
+/// What a flow remembers about a request until its answer comes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    Hold {
+        lines: Vec<CellPick>,
+        fate: Fate,
+    },
+    Read,
+    Resolve {
+        hold: HoldId,
+        lines: Vec<CellPick>,
+        expires_at_ms: u64,
+        fate: Fate,
+    },
+    /// A `flash-sale` buyer's hold of one unit of `sku` at `location`.
+    BuyerHolds {
+        buyer: u64,
+        pick: CellPick,
+        attempts: u32,
+    },
+    /// A `flash-sale` buyer looking where `sku` is still available.
+    BuyerLooks {
+        buyer: u64,
+        sku: u32,
+        attempts: u32,
+    },
+}
+
+/// What a flow means to do with a hold once it is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Keep,
+    Commit,
+    Release,
+    Expire,
+}
+
+/// An answer as the client gives it.
+pub type Answer = Result<Reply, ClientError>;
+
+/// A workload's request source for one load slot.
+pub trait Flow: Send {
+    /// The next request ready to send; `None` when nothing is ready until an answer comes
+    /// in, or when the flow is [`finished`](Flow::finished).
+    fn next(&mut self) -> Option<Outgoing>;
+    /// The answer to a request [`next`](Flow::next) gave, with its note.
+    fn answer(&mut self, note: Note, answer: &Answer, ledger: &mut Ledger);
+    /// Whether the flow will never have another request.
+    fn finished(&self) -> bool;
+    /// The run is over: from now on only follow-ups of answered requests (a commit, a
+    /// buyer's next try) are given, so nothing acknowledged is left half done.
+    fn wind_down(&mut self);
+}
+
+/// The buyer counter every `flash-sale` flow of a run draws from.
+#[derive(Debug)]
+pub struct Buyers {
+    next: AtomicU64,
+    total: u64,
+}
+
+impl Buyers {
+    pub fn new(total: u64) -> Buyers {
+        Buyers { next: AtomicU64::new(0), total }
+    }
+
+    fn claim(&self) -> Option<u64> {
+        let buyer = self.next.fetch_add(1, Ordering::Relaxed);
+        (buyer < self.total).then_some(buyer)
+    }
+
+    pub fn claimed(&self) -> u64 {
+        self.next.load(Ordering::Relaxed).min(self.total)
+    }
+}
+
+/// The flow of `stream` for the workload of `settings`.
+pub fn flow(
+    settings: &Settings,
+    catalogue: &Arc<Catalogue>,
+    stream: u64,
+    buyers: &Arc<Buyers>,
+) -> Box<dyn Flow> {
+    let base = Base::new(settings, catalogue, stream);
+    match settings.workload {
+        WorkloadKind::Hold => Box::new(HoldFlow { base, winding_down: false }),
+        WorkloadKind::Checkout => Box::new(CheckoutFlow {
+            base,
+            reads_per_hold: settings.reads_per_hold,
+            ready: VecDeque::new(),
+            orders: 0,
+            winding_down: false,
+        }),
+        WorkloadKind::FlashSale => Box::new(FlashSaleFlow {
+            base,
+            buyers: buyers.clone(),
+            ready: VecDeque::new(),
+            out_of_buyers: false,
+        }),
+    }
+}
+
+/// What every flow has: the catalogue, its own generator and the hold TTL.
+struct Base {
+    catalogue: Arc<Catalogue>,
+    rng: Rng,
+    ttl_ms: u64,
+    stream: u64,
+}
+
+impl Base {
+    fn new(settings: &Settings, catalogue: &Arc<Catalogue>, stream: u64) -> Base {
+        Base {
+            catalogue: catalogue.clone(),
+            rng: catalogue.stream_rng(stream),
+            ttl_ms: settings.ttl_ms,
+            stream,
+        }
+    }
+
+    fn line(&self, pick: CellPick) -> LineRequest {
+        LineRequest {
+            sku: self.catalogue.sku(pick.sku as usize).to_owned(),
+            location: self.catalogue.location_code(pick.location as usize).to_owned(),
+            quantity: UNITS_PER_LINE,
+        }
+    }
+
+    fn reserve(&self, lines: &[CellPick]) -> RequestBody {
+        let lines = lines.iter().map(|&pick| self.line(pick)).collect();
+        command(Command::Reserve { lines, ttl_ms: Some(self.ttl_ms) })
+    }
+
+    fn availability(&self, sku: u32) -> RequestBody {
+        RequestBody::Query(Query::SkuStock { sku: self.catalogue.sku(sku as usize).to_owned() })
+    }
+}
+
+fn command(command: Command) -> RequestBody {
+    // The client gives every command its own idempotency key, so a retry after a lost
+    // answer is applied at most once.
+    RequestBody::Command { idempotency_key: None, command }
+}
+
+/// `hold`: one-line holds of one unit at uniformly random cells, kept to the end.
+struct HoldFlow {
+    base: Base,
+    winding_down: bool,
+}
+
+impl Flow for HoldFlow {
+    fn next(&mut self) -> Option<Outgoing> {
+        if self.winding_down {
+            return None;
+        }
+        let pick = self.base.catalogue.draw_cell(&mut self.base.rng);
+        let lines = vec![pick];
+        let body = self.base.reserve(&lines);
+        Some(Outgoing { kind: Kind::Hold, body, note: Note::Hold { lines, fate: Fate::Keep } })
+    }
+
+    fn answer(&mut self, note: Note, answer: &Answer, ledger: &mut Ledger) {
+        hold_answered(note, answer, ledger);
+    }
+
+    fn finished(&self) -> bool {
+        self.winding_down
+    }
+
+    fn wind_down(&mut self) {
+        self.winding_down = true;
+    }
+}
+
+/// Books a hold's answer; returns the placed hold, its lines and fate if it was placed.
+fn hold_answered(
+    note: Note,
+    answer: &Answer,
+    ledger: &mut Ledger,
+) -> Option<(HoldId, u64, Vec<CellPick>, Fate)> {
+    let Note::Hold { lines, fate } = note else { return None };
+    match answer {
+        Ok(Reply::HoldPlaced { hold, expires_at_ms }) => {
+            ledger.hold_acked(*hold, &lines);
+            match fate {
+                Fate::Keep => ledger.stays_held(*hold),
+                Fate::Expire => ledger.expires(*hold, &lines, *expires_at_ms),
+                Fate::Commit | Fate::Release => {}
+            }
+            Some((*hold, *expires_at_ms, lines, fate))
+        }
+        Err(error) if error.is_outcome_unknown() => {
+            ledger.hold_unknown(&lines);
+            None
+        }
+        // Refused (out of stock, say): nothing changed on the server.
+        _ => None,
+    }
+}
+
+/// `checkout`: carts of 1–5 Zipf-popular lines, each preceded by availability reads of
+/// Zipf-popular SKUs; a placed hold is then committed (70 %), released (20 %) or left to
+/// expire (10 %).
+struct CheckoutFlow {
+    base: Base,
+    reads_per_hold: usize,
+    ready: VecDeque<Outgoing>,
+    orders: u64,
+    winding_down: bool,
+}
+
+impl CheckoutFlow {
+    fn draw_cart(&mut self) {
+        let base = &mut self.base;
+        for _ in 0..self.reads_per_hold {
+            let sku = base.catalogue.draw_popular_sku(&mut base.rng) as u32;
+            let body = base.availability(sku);
+            self.ready.push_back(Outgoing { kind: Kind::Read, body, note: Note::Read });
+        }
+        let size = draw_checkout_cart_size(&mut base.rng);
+        let lines = base.catalogue.draw_cart(&mut base.rng, size);
+        let draw = base.rng.unit();
+        let fate = if draw < CHECKOUT_COMMIT_SHARE {
+            Fate::Commit
+        } else if draw < CHECKOUT_COMMIT_SHARE + CHECKOUT_RELEASE_SHARE {
+            Fate::Release
+        } else {
+            Fate::Expire
+        };
+        let body = base.reserve(&lines);
+        self.ready.push_back(Outgoing { kind: Kind::Hold, body, note: Note::Hold { lines, fate } });
+    }
+
+    fn resolve(&mut self, hold: HoldId, expires_at_ms: u64, lines: Vec<CellPick>, fate: Fate) {
+        let (kind, body) = match fate {
+            Fate::Commit => {
+                self.orders += 1;
+                let order_number = format!("ORD-{}-{}", self.base.stream, self.orders);
+                (Kind::Commit, command(Command::CommitHold { hold, order_number }))
+            }
+            Fate::Release => (Kind::Release, command(Command::ReleaseHold { hold, lines: vec![] })),
+            Fate::Keep | Fate::Expire => return,
+        };
+        let note = Note::Resolve { hold, lines, expires_at_ms, fate };
+        // Follow-ups go first: a shopper who placed a hold pays before browsing on.
+        self.ready.push_front(Outgoing { kind, body, note });
+    }
+}
+
+impl Flow for CheckoutFlow {
+    fn next(&mut self) -> Option<Outgoing> {
+        if self.ready.is_empty() && !self.winding_down {
+            self.draw_cart();
+        }
+        self.ready.pop_front()
+    }
+
+    fn answer(&mut self, note: Note, answer: &Answer, ledger: &mut Ledger) {
+        match note {
+            Note::Hold { .. } => {
+                if let Some((hold, expires_at_ms, lines, fate)) =
+                    hold_answered(note, answer, ledger)
+                {
+                    self.resolve(hold, expires_at_ms, lines, fate);
+                }
+            }
+            Note::Resolve { hold, lines, expires_at_ms, fate } => {
+                resolve_answered(hold, &lines, expires_at_ms, fate, answer, ledger);
+            }
+            Note::Read | Note::BuyerHolds { .. } | Note::BuyerLooks { .. } => {}
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.winding_down && self.ready.is_empty()
+    }
+
+    fn wind_down(&mut self) {
+        // Reads and holds not sent yet are dropped; commits and releases still go.
+        self.winding_down = true;
+        self.ready.retain(|outgoing| matches!(outgoing.note, Note::Resolve { .. }));
+    }
+}
+
+/// Books the answer to a commit or release of a placed hold.
+fn resolve_answered(
+    hold: HoldId,
+    lines: &[CellPick],
+    expires_at_ms: u64,
+    fate: Fate,
+    answer: &Answer,
+    ledger: &mut Ledger,
+) {
+    match answer {
+        Ok(Reply::HoldCommitted { .. }) => ledger.committed(hold, lines),
+        Ok(Reply::HoldReleased { .. }) => ledger.released(hold, lines),
+        Err(ClientError::Server(error))
+            if error.code == (ErrorCode::AlreadyResolved { how: Resolution::Committed }) =>
+        {
+            // Only a retry of our own commit can find it committed.
+            ledger.committed(hold, lines);
+        }
+        Err(ClientError::Server(error))
+            if error.code == (ErrorCode::AlreadyResolved { how: Resolution::Released }) =>
+        {
+            ledger.released(hold, lines);
+        }
+        Err(error) if error.is_outcome_unknown() => match fate {
+            Fate::Commit => ledger.commit_unknown(lines, expires_at_ms),
+            Fate::Release | Fate::Keep | Fate::Expire => {
+                ledger.release_unknown(lines, expires_at_ms);
+            }
+        },
+        // Expired first, or refused: the hold is (or will be) expired.
+        _ => ledger.expires(hold, lines, expires_at_ms),
+    }
+}
+
+/// `flash-sale`: every buyer wants one unit of a hot SKU and tries a random location
+/// first; when that is out, they look where the SKU is still available and try there,
+/// until they get one or it is sold out everywhere.
+struct FlashSaleFlow {
+    base: Base,
+    buyers: Arc<Buyers>,
+    ready: VecDeque<Outgoing>,
+    out_of_buyers: bool,
+}
+
+impl FlashSaleFlow {
+    fn buyer_holds(&self, buyer: u64, pick: CellPick, attempts: u32) -> Outgoing {
+        let body = self.base.reserve(&[pick]);
+        Outgoing { kind: Kind::Hold, body, note: Note::BuyerHolds { buyer, pick, attempts } }
+    }
+
+    fn arrive(&mut self, buyer: u64) -> Outgoing {
+        // A buyer's wish depends only on the seed and their number, not on which slot
+        // serves them.
+        let mut rng = Rng::new(self.base.catalogue.spec.seed ^ buyer.wrapping_mul(0x9e37_79b9));
+        let catalogue = &self.base.catalogue;
+        let sku = rng.below(catalogue.sku_count() as u64) as u32;
+        let at = catalogue.stocked_at(sku as usize);
+        let location = at[rng.below(at.len() as u64) as usize];
+        self.buyer_holds(buyer, CellPick { sku, location }, 1)
+    }
+
+    fn looked(
+        &mut self,
+        buyer: u64,
+        sku: u32,
+        attempts: u32,
+        answer: &Answer,
+        ledger: &mut Ledger,
+    ) {
+        let Ok(Reply::Cells(cells)) = answer else {
+            ledger.gave_up += 1;
+            return;
+        };
+        let open: Vec<&str> = cells
+            .iter()
+            .filter(|cell| cell.available >= i64::from(UNITS_PER_LINE))
+            .map(|cell| cell.location.as_str())
+            .collect();
+        if open.is_empty() {
+            ledger.sold_out += 1;
+            return;
+        }
+        // Spread retrying buyers over the open locations, the same way for the same buyer.
+        let code = open[(buyer as usize + attempts as usize) % open.len()];
+        let Some(location) = self.base.catalogue.location_index(code) else {
+            ledger.gave_up += 1;
+            return;
+        };
+        let next = self.buyer_holds(buyer, CellPick { sku, location }, attempts + 1);
+        self.ready.push_back(next);
+    }
+}
+
+impl Flow for FlashSaleFlow {
+    fn next(&mut self) -> Option<Outgoing> {
+        if let Some(ready) = self.ready.pop_front() {
+            return Some(ready);
+        }
+        if self.out_of_buyers {
+            return None;
+        }
+        match self.buyers.claim() {
+            Some(buyer) => Some(self.arrive(buyer)),
+            None => {
+                self.out_of_buyers = true;
+                None
+            }
+        }
+    }
+
+    fn answer(&mut self, note: Note, answer: &Answer, ledger: &mut Ledger) {
+        match note {
+            Note::BuyerHolds { buyer, pick, attempts } => match answer {
+                Ok(Reply::HoldPlaced { hold, .. }) => {
+                    ledger.hold_acked(*hold, &[pick]);
+                    ledger.stays_held(*hold);
+                    ledger.sold += 1;
+                }
+                Err(ClientError::Server(error))
+                    if matches!(error.code, ErrorCode::InsufficientStock { .. })
+                        && attempts < FLASH_SALE_ATTEMPTS_MAX =>
+                {
+                    let body = self.base.availability(pick.sku);
+                    let note = Note::BuyerLooks { buyer, sku: pick.sku, attempts };
+                    self.ready.push_back(Outgoing { kind: Kind::Read, body, note });
+                }
+                Err(error) if error.is_outcome_unknown() => ledger.hold_unknown(&[pick]),
+                Err(_) | Ok(_) => ledger.gave_up += 1,
+            },
+            Note::BuyerLooks { buyer, sku, attempts } => {
+                self.looked(buyer, sku, attempts, answer, ledger);
+            }
+            Note::Hold { .. } | Note::Read | Note::Resolve { .. } => {}
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.out_of_buyers && self.ready.is_empty()
+    }
+
+    fn wind_down(&mut self) {
+        // Buyers already served keep trying; no new ones arrive.
+        self.out_of_buyers = true;
+    }
+}
