@@ -1,4 +1,5 @@
 //! One integration test binary; each module pins down one behaviour area.
+mod bench_harness;
 mod cli;
 mod corruption;
 mod crash;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use allot_protocol::limits::{HOLD_TTL_MS_MAX, HOLD_TTL_MS_MIN};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
@@ -263,11 +264,61 @@ impl Settings {
         if self.buyers == Some(0) {
             return Err("--buyers must be at least 1".into());
         }
+        let ttl_ms = HOLD_TTL_MS_MIN..=HOLD_TTL_MS_MAX;
+        if !ttl_ms.contains(&self.ttl_ms) {
+            return Err(format!("--ttl-ms must be {HOLD_TTL_MS_MIN} to {HOLD_TTL_MS_MAX}"));
+        }
         Ok(())
     }
 
     /// Requests a closed loop keeps in flight per connection, in frames of `batch`.
     pub fn slots_per_connection(&self) -> usize {
         self.depth / self.batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(extra: &[&str]) -> Result<Settings, String> {
+        let args = Args::try_parse_from(["allot-bench"].iter().chain(extra))
+            .map_err(|error| error.to_string())?;
+        Settings::resolve(&args)
+    }
+
+    #[test]
+    fn each_workload_gets_its_design_defaults() {
+        let hold = resolve(&["--embedded"]).unwrap();
+        assert_eq!((hold.skus, hold.locations, hold.stocked_per_sku), (100_000, 50, 10));
+        assert_eq!((hold.ttl_ms, hold.reads_per_hold, hold.buyers), (HOLD_TTL_MS_LONG, 0, None));
+        let checkout = resolve(&["--embedded", "--workload", "checkout"]).unwrap();
+        assert_eq!((checkout.ttl_ms, checkout.reads_per_hold), (CHECKOUT_TTL_MS_DEFAULT, 10));
+        let sale = resolve(&["--embedded", "--workload", "flash-sale"]).unwrap();
+        assert_eq!((sale.skus, sale.locations, sale.stocked_per_sku), (10, 20, 20));
+        assert_eq!(sale.units_per_cell as usize * sale.locations, 10_000);
+        assert_eq!((sale.buyers, sale.warmup_s), (Some(200_000), 0.0));
+    }
+
+    #[test]
+    fn unusable_arguments_are_refused() {
+        assert!(resolve(&[]).unwrap_err().contains("--addr"));
+        assert!(resolve(&["--addr", "127.0.0.1:7411"]).unwrap_err().contains("--ca"));
+        assert!(
+            resolve(&["--embedded", "--depth", "10", "--batch", "4"])
+                .unwrap_err()
+                .contains("multiple")
+        );
+        assert!(resolve(&["--embedded", "--batch", "2000", "--depth", "2000"]).is_err());
+        assert!(resolve(&["--embedded", "--rate", "0"]).is_err());
+        assert!(resolve(&["--embedded", "--duration", "0"]).is_err());
+        assert!(resolve(&["--embedded", "--ttl-ms", "10"]).unwrap_err().contains("--ttl-ms"));
+        assert!(resolve(&["--embedded", "--addr", "127.0.0.1:1"]).is_err());
+    }
+
+    #[test]
+    fn slots_carry_depth_in_frames_of_batch() {
+        let settings = resolve(&["--embedded", "--depth", "256", "--batch", "64"]).unwrap();
+        assert_eq!(settings.slots_per_connection(), 4);
     }
 }

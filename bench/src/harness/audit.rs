@@ -250,3 +250,149 @@ fn check_samples(
     details.push(format!("{} sampled holds checked, {wrong} wrong", ledger.samples.len()));
     wrong == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::args::Args;
+    use allot_protocol::Resolution;
+    use clap::Parser;
+
+    fn settings(workload: &str) -> Settings {
+        let args = Args::parse_from([
+            "allot-bench",
+            "--embedded",
+            "--workload",
+            workload,
+            "--skus",
+            "10",
+            "--locations",
+            "4",
+            "--stocked-per-sku",
+            "2",
+            "--buyers",
+            "50",
+        ]);
+        Settings::resolve(&args).unwrap()
+    }
+
+    const A: CellPick = CellPick { sku: 0, location: 1 };
+    const B: CellPick = CellPick { sku: 3, location: 2 };
+
+    fn table(cells: &[(CellPick, i64, i64, i64)]) -> CellTable {
+        cells
+            .iter()
+            .map(|&(pick, on_hand, held, allocated)| {
+                let available = on_hand - held - allocated;
+                (pick, Counters { on_hand, held, allocated, available })
+            })
+            .collect()
+    }
+
+    fn audit(workload: &str, after: &CellTable, ledger: &Ledger) -> AuditReport {
+        let settings = settings(workload);
+        let catalogue = crate::harness::catalogue(&settings);
+        let before = table(&[(A, 10, 0, 0), (B, 10, 0, 0)]);
+        // The server agrees with every sampled hold.
+        let sampled: Vec<Option<HoldState>> = ledger
+            .samples
+            .iter()
+            .map(|(_, outcome)| match outcome {
+                Outcome::Held => Some(HoldState::Held),
+                Outcome::Resolved(how) => Some(HoldState::Resolved(*how)),
+            })
+            .collect();
+        check(&settings, &catalogue, &before, after, ledger, &sampled)
+    }
+
+    #[test]
+    fn counters_that_moved_as_acknowledged_pass() {
+        let mut ledger = Ledger::new(None);
+        ledger.hold_acked(1, &[A, B]);
+        ledger.hold_acked(2, &[A]);
+        ledger.committed(2, &[A]);
+        let report = audit("checkout", &table(&[(A, 10, 1, 1), (B, 10, 1, 0)]), &ledger);
+        assert!(report.passed, "{report:?}");
+    }
+
+    #[test]
+    fn a_wrong_expectation_fails_and_names_the_cell() {
+        // The ledger believes in one more hold on A than the server shows.
+        let mut ledger = Ledger::new(None);
+        ledger.hold_acked(1, &[A]);
+        ledger.hold_acked(2, &[A]);
+        let report = audit("hold", &table(&[(A, 10, 1, 0), (B, 10, 0, 0)]), &ledger);
+        assert!(!report.passed);
+        let catalogue = crate::harness::catalogue(&settings("hold"));
+        let named = format!(
+            "cell {} at {}: held +1 (acknowledged +2",
+            catalogue.sku(0),
+            catalogue.location_code(1)
+        );
+        assert!(report.details.iter().any(|line| line.starts_with(&named)), "{report:?}");
+    }
+
+    #[test]
+    fn unknown_outcomes_allow_only_the_units_they_could_have_moved() {
+        let mut ledger = Ledger::new(None);
+        ledger.hold_unknown(&[A]);
+        for held in [0, 1] {
+            let report = audit("hold", &table(&[(A, 10, held, 0), (B, 10, 0, 0)]), &ledger);
+            assert!(report.passed, "held {held}: {report:?}");
+        }
+        let report = audit("hold", &table(&[(A, 10, 2, 0), (B, 10, 0, 0)]), &ledger);
+        assert!(!report.passed);
+    }
+
+    #[test]
+    fn stock_that_changed_on_hand_fails() {
+        let report = audit("hold", &table(&[(A, 9, 0, 0), (B, 10, 0, 0)]), &Ledger::new(None));
+        assert!(!report.passed);
+        assert!(report.details[0].contains("on hand -1"), "{report:?}");
+    }
+
+    #[test]
+    fn an_oversold_cell_fails() {
+        let mut ledger = Ledger::new(None);
+        for hold in 0..11 {
+            ledger.hold_acked(hold, &[A]);
+        }
+        let report = audit("hold", &table(&[(A, 10, 11, 0), (B, 10, 0, 0)]), &ledger);
+        assert!(!report.passed);
+        assert!(report.details.iter().any(|line| line.starts_with("oversold:")), "{report:?}");
+    }
+
+    #[test]
+    fn a_flash_sale_must_sell_exactly_what_was_on_offer() {
+        // 20 units on offer and 50 buyers: selling 19 is as wrong as selling 21.
+        let mut ledger = Ledger::new(None);
+        for hold in 0..19 {
+            let pick = if hold % 2 == 0 { A } else { B };
+            ledger.hold_acked(hold, &[pick]);
+            ledger.sold += 1;
+        }
+        let short = audit("flash-sale", &table(&[(A, 10, 10, 0), (B, 10, 9, 0)]), &ledger);
+        assert!(!short.passed, "{short:?}");
+        assert!(short.details.iter().any(|line| line.contains("sold 19 units (expected 20")));
+        ledger.hold_acked(19, &[B]);
+        ledger.sold += 1;
+        let exact = audit("flash-sale", &table(&[(A, 10, 10, 0), (B, 10, 10, 0)]), &ledger);
+        assert!(exact.passed, "{exact:?}");
+    }
+
+    #[test]
+    fn a_sampled_hold_in_another_state_fails() {
+        let settings = settings("checkout");
+        let catalogue = crate::harness::catalogue(&settings);
+        let mut ledger = Ledger::new(None);
+        ledger.hold_acked(7, &[A]);
+        ledger.released(7, &[A]);
+        let cells = table(&[(A, 10, 0, 0), (B, 10, 0, 0)]);
+        let committed = [Some(HoldState::Resolved(Resolution::Committed))];
+        let report = check(&settings, &catalogue, &cells, &cells, &ledger, &committed);
+        assert!(!report.passed);
+        assert!(report.details.iter().any(|line| line.starts_with("hold 7:")), "{report:?}");
+        let released = [Some(HoldState::Resolved(Resolution::Released))];
+        assert!(check(&settings, &catalogue, &cells, &cells, &ledger, &released).passed);
+    }
+}

@@ -485,3 +485,214 @@ impl Flow for FlashSaleFlow {
         self.out_of_buyers = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::args::{Args, Settings};
+    use clap::Parser;
+
+    fn settings(workload: &str, seed: u64) -> Settings {
+        let seed = seed.to_string();
+        let args = Args::parse_from([
+            "allot-bench",
+            "--embedded",
+            "--workload",
+            workload,
+            "--seed",
+            &seed,
+            "--skus",
+            "300",
+            "--locations",
+            "12",
+            "--stocked-per-sku",
+            "4",
+        ]);
+        Settings::resolve(&args).unwrap()
+    }
+
+    fn catalogue(settings: &Settings) -> Arc<Catalogue> {
+        Arc::new(crate::harness::catalogue(settings))
+    }
+
+    /// Hold ids handed out by a pretend server.
+    struct Server {
+        next_hold: HoldId,
+    }
+
+    impl Server {
+        /// Answers as a server with plenty of stock would.
+        fn answer(&mut self, outgoing: &Outgoing) -> Answer {
+            Ok(match &outgoing.body {
+                RequestBody::Command { command: Command::Reserve { .. }, .. } => {
+                    self.next_hold += 1;
+                    Reply::HoldPlaced { hold: self.next_hold, expires_at_ms: 1_000 }
+                }
+                RequestBody::Command { command: Command::CommitHold { hold, .. }, .. } => {
+                    Reply::HoldCommitted { hold: *hold }
+                }
+                RequestBody::Command { command: Command::ReleaseHold { hold, .. }, .. } => {
+                    Reply::HoldReleased {
+                        hold: *hold,
+                        state: HoldState::Resolved(Resolution::Released),
+                        units_held: 0,
+                    }
+                }
+                _ => Reply::Cells(vec![]),
+            })
+        }
+    }
+
+    use allot_protocol::HoldState;
+
+    /// The first `count` requests a flow sends, answered by a pretend server.
+    fn drive(settings: &Settings, stream: u64, count: usize) -> (Vec<RequestBody>, Ledger) {
+        let catalogue = catalogue(settings);
+        let buyers = Arc::new(Buyers::new(settings.buyers.unwrap_or(0)));
+        let mut flow = flow(settings, &catalogue, stream, &buyers);
+        let mut server = Server { next_hold: 0 };
+        let mut ledger = Ledger::new(None);
+        let mut sent = Vec::new();
+        while sent.len() < count {
+            let Some(outgoing) = flow.next() else { break };
+            let answer = server.answer(&outgoing);
+            sent.push(outgoing.body.clone());
+            flow.answer(outgoing.note, &answer, &mut ledger);
+        }
+        (sent, ledger)
+    }
+
+    #[test]
+    fn same_seed_and_stream_send_the_same_requests() {
+        for workload in ["hold", "checkout", "flash-sale"] {
+            let (first, _) = drive(&settings(workload, 5), 3, 2_000);
+            let (again, _) = drive(&settings(workload, 5), 3, 2_000);
+            assert_eq!(first.len(), 2_000, "{workload}");
+            assert_eq!(first, again, "{workload}");
+            let (other_seed, _) = drive(&settings(workload, 6), 3, 2_000);
+            assert_ne!(first, other_seed, "{workload}");
+        }
+        let (stream_3, _) = drive(&settings("checkout", 5), 3, 500);
+        let (stream_4, _) = drive(&settings("checkout", 5), 4, 500);
+        assert_ne!(stream_3, stream_4, "streams are independent");
+    }
+
+    #[test]
+    fn checkout_reads_ten_times_per_hold_and_resolves_as_designed() {
+        let (sent, ledger) = drive(&settings("checkout", 1), 0, 120_000);
+        let is_read =
+            |body: &&RequestBody| matches!(body, RequestBody::Query(Query::SkuStock { .. }));
+        let reads = sent.iter().filter(is_read).count() as f64;
+        let holds = ledger.holds_acked as f64;
+        assert!((reads / holds - 10.0).abs() < 0.01, "{reads} reads for {holds} holds");
+        let share = |count: u64| count as f64 / holds;
+        assert!(
+            (share(ledger.commits_acked) - 0.7).abs() < 0.02,
+            "{}",
+            share(ledger.commits_acked)
+        );
+        assert!(
+            (share(ledger.releases_acked) - 0.2).abs() < 0.02,
+            "{}",
+            share(ledger.releases_acked)
+        );
+        assert!((share(ledger.expiries) - 0.1).abs() < 0.02, "{}", share(ledger.expiries));
+        let lines: Vec<usize> = sent
+            .iter()
+            .filter_map(|body| match body {
+                RequestBody::Command { command: Command::Reserve { lines, .. }, .. } => {
+                    Some(lines.len())
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(lines.iter().all(|&count| (1..=5).contains(&count)));
+        assert!((1..=5).all(|size| lines.contains(&size)), "every cart size occurs");
+    }
+
+    #[test]
+    fn winding_down_sends_only_follow_ups() {
+        let settings = settings("checkout", 2);
+        let catalogue = catalogue(&settings);
+        let buyers = Arc::new(Buyers::new(0));
+        let mut flow = flow(&settings, &catalogue, 0, &buyers);
+        let mut server = Server { next_hold: 0 };
+        let mut ledger = Ledger::new(None);
+        // Send the first cart up to its hold, answer it, then stop the run.
+        loop {
+            let outgoing = flow.next().unwrap();
+            let is_hold = outgoing.kind == Kind::Hold;
+            let answer = server.answer(&outgoing);
+            flow.answer(outgoing.note, &answer, &mut ledger);
+            if is_hold {
+                break;
+            }
+        }
+        flow.wind_down();
+        let mut rest = Vec::new();
+        while let Some(outgoing) = flow.next() {
+            rest.push(outgoing.kind);
+        }
+        assert!(rest.len() <= 1, "{rest:?}");
+        assert!(rest.iter().all(|kind| matches!(kind, Kind::Commit | Kind::Release)));
+        assert!(flow.finished());
+    }
+
+    #[test]
+    fn a_buyer_wants_the_same_cell_whichever_slot_serves_them() {
+        let settings = settings("flash-sale", 9);
+        let catalogue = catalogue(&settings);
+        let buyers = Arc::new(Buyers::new(10));
+        let first = Base::new(&settings, &catalogue, 0);
+        let second = Base::new(&settings, &catalogue, 7);
+        let mut a = FlashSaleFlow {
+            base: first,
+            buyers: buyers.clone(),
+            ready: VecDeque::new(),
+            out_of_buyers: false,
+        };
+        let mut b =
+            FlashSaleFlow { base: second, buyers, ready: VecDeque::new(), out_of_buyers: false };
+        assert_eq!(a.arrive(4), b.arrive(4));
+        assert_ne!(a.arrive(4).note, a.arrive(5).note);
+    }
+
+    #[test]
+    fn flash_sale_buyers_look_elsewhere_then_stop_when_sold_out() {
+        let settings = settings("flash-sale", 3);
+        let catalogue = catalogue(&settings);
+        let buyers = Arc::new(Buyers::new(1));
+        let mut flow = flow(&settings, &catalogue, 0, &buyers);
+        let mut ledger = Ledger::new(None);
+        let first = flow.next().unwrap();
+        let Note::BuyerHolds { pick, .. } = first.note else { panic!("{first:?}") };
+        let out = Err(ClientError::Server(allot_protocol::Error::new(
+            ErrorCode::InsufficientStock { line: 0, available: 0 },
+            "out",
+        )));
+        flow.answer(first.note, &out, &mut ledger);
+        let look = flow.next().unwrap();
+        assert_eq!(look.kind, Kind::Read);
+        // Another location still has one unit: the buyer goes there.
+        let elsewhere = allot_protocol::CellView {
+            sku: catalogue.sku(pick.sku as usize).to_owned(),
+            location: catalogue.location_code(((pick.location + 1) % 12) as usize).to_owned(),
+            on_hand: 1,
+            held: 0,
+            allocated: 0,
+            safety_stock: 0,
+            available: 1,
+        };
+        flow.answer(look.note, &Ok(Reply::Cells(vec![elsewhere.clone()])), &mut ledger);
+        let second = flow.next().unwrap();
+        let Note::BuyerHolds { pick: second_pick, attempts, .. } = second.note else { panic!() };
+        assert_eq!((second_pick.location, attempts), ((pick.location + 1) % 12, 2));
+        flow.answer(second.note, &out, &mut ledger);
+        let look = flow.next().unwrap();
+        let gone = allot_protocol::CellView { available: 0, held: 1, ..elsewhere };
+        flow.answer(look.note, &Ok(Reply::Cells(vec![gone])), &mut ledger);
+        assert!(flow.next().is_none());
+        assert!(flow.finished());
+        assert_eq!((ledger.sold, ledger.sold_out, ledger.gave_up), (0, 1, 0));
+    }
+}
