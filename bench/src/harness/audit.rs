@@ -40,7 +40,7 @@ impl From<&CellView> for Counters {
 }
 
 /// Every catalogue cell the server knows, by catalogue index.
-pub type CellTable = HashMap<CellPick, Counters>;
+pub type CellTable = HashMap<CellPick, Counters, foldhash::fast::RandomState>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditReport {
@@ -57,7 +57,7 @@ pub async fn read_cells(
         .map(|sku| RequestBody::Query(Query::SkuStock { sku: catalogue.sku(sku).to_owned() }))
         .collect();
     let replies = send_all(clients, queries).await?;
-    let mut table = CellTable::with_capacity(catalogue.cell_count());
+    let mut table = CellTable::with_capacity_and_hasher(catalogue.cell_count(), Default::default());
     for (sku, reply) in replies.iter().enumerate() {
         let Reply::Cells(cells) = reply else {
             return Err(HarnessError::Audit(format!("a stock query was answered {reply:?}")));

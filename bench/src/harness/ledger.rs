@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use allot_protocol::{HoldId, Resolution};
+use foldhash::fast::RandomState;
 
 use super::ack_log::AckLog;
 use crate::CellPick;
@@ -37,7 +38,8 @@ pub enum Outcome {
 
 #[derive(Debug, Default)]
 pub struct Ledger {
-    pub cells: HashMap<CellPick, Expect>,
+    /// Touched on every acknowledgement, so hashed with foldhash rather than SipHash.
+    pub cells: HashMap<CellPick, Expect, RandomState>,
     pub holds_acked: u64,
     pub commits_acked: u64,
     pub releases_acked: u64,

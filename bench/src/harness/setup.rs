@@ -5,15 +5,19 @@ use std::time::{Duration, Instant};
 
 use allot_client::{Client, ClientError};
 use allot_protocol::limits::BATCH_REQUESTS_MAX;
-use allot_protocol::{Command, Reply, RequestBody};
+use allot_protocol::{Command, ErrorCode, Reply, RequestBody};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::HarnessError;
 use crate::Catalogue;
 
-/// Setup frames in flight per connection.
-pub const SETUP_FRAMES_PER_CONNECTION: usize = 4;
+/// Setup and audit frames in flight at once, over all connections: 16 full frames keep
+/// the writer busy without filling the server's ingress queue (each query is one entry).
+pub const SETUP_FRAMES_IN_FLIGHT_MAX: usize = 16;
+/// Times a frame answered `Overloaded` is sent again, and the pause before each.
+pub const OVERLOADED_RETRIES_MAX: u32 = 50;
+pub const OVERLOADED_BACKOFF_MS: u64 = 20;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SetupReport {
@@ -64,7 +68,7 @@ pub async fn send_all(
     clients: &[Client],
     requests: Vec<RequestBody>,
 ) -> Result<Vec<Reply>, HarnessError> {
-    let frames_max = clients.len() * SETUP_FRAMES_PER_CONNECTION;
+    let frames_max = SETUP_FRAMES_IN_FLIGHT_MAX;
     let mut frames = JoinSet::new();
     let mut replies: Vec<Option<Vec<Reply>>> = Vec::new();
     let mut requests = requests.into_iter().peekable();
@@ -74,17 +78,29 @@ pub async fn send_all(
             let index = replies.len();
             replies.push(None);
             let client = clients[index % clients.len()].clone();
-            frames.spawn(async move { (index, client.batch(frame).await) });
+            frames.spawn(async move { (index, send_frame(&client, frame).await) });
         }
         let Some(joined) = frames.join_next().await else { break };
         let (index, answer) =
             joined.map_err(|error| HarnessError::Setup(format!("setup task: {error}")))?;
-        let answers = answer.map_err(|error| HarnessError::Setup(error.to_string()))?;
-        let frame_replies = answers
-            .into_iter()
-            .collect::<Result<Vec<Reply>, ClientError>>()
-            .map_err(|error| HarnessError::Setup(error.to_string()))?;
-        replies[index] = Some(frame_replies);
+        replies[index] = Some(answer.map_err(|error| HarnessError::Setup(error.to_string()))?);
     }
     Ok(replies.into_iter().flatten().flatten().collect())
+}
+
+/// Sends one frame, again while the server answers `Overloaded` (which applies nothing).
+async fn send_frame(client: &Client, frame: Vec<RequestBody>) -> Result<Vec<Reply>, ClientError> {
+    let mut retries = 0;
+    loop {
+        let answers = client.batch(frame.clone()).await?;
+        let overloaded = answers.iter().any(
+            |answer| matches!(answer, Err(error) if error.code() == Some(&ErrorCode::Overloaded)),
+        );
+        if overloaded && retries < OVERLOADED_RETRIES_MAX {
+            retries += 1;
+            tokio::time::sleep(Duration::from_millis(OVERLOADED_BACKOFF_MS)).await;
+            continue;
+        }
+        return answers.into_iter().collect();
+    }
 }
