@@ -11,6 +11,7 @@
 //! ```toml
 //! listen = "127.0.0.1:7411"      # UDP address to serve QUIC on
 //! data_dir = "./allot-data"      # log, snapshots, LOCK and the development files
+//! network_threads = 0            # 0: one per core but one, at least one
 //!
 //! [tls]
 //! cert = "/etc/allot/cert.pem"   # PEM chain, leaf first; with `key`. Without both, a
@@ -87,6 +88,8 @@ pub const ENV_CONFIG: &str = "ALLOTD_CONFIG";
 pub const ENV_DATA_DIR: &str = "ALLOTD_DATA_DIR";
 /// Environment variable overriding `listen`.
 pub const ENV_LISTEN: &str = "ALLOTD_LISTEN";
+/// Most threads serving the network a configuration may ask for.
+pub const NETWORK_THREADS_MAX: usize = 256;
 
 /// Everything `Server::start` needs. `Default` serves on `127.0.0.1:7411` from
 /// `./allot-data` with a development certificate and token.
@@ -94,6 +97,10 @@ pub const ENV_LISTEN: &str = "ALLOTD_LISTEN";
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Threads of `allotd`'s async runtime (QUIC, TLS, framing); 0 picks
+    /// [`ServerConfig::network_threads_for`] the machine. Not used by `Server::start`,
+    /// which runs on its caller's runtime.
+    pub network_threads: usize,
     pub tls: TlsSource,
     /// Bearer tokens and their roles; empty means a development admin token.
     pub tokens: Vec<TokenConfig>,
@@ -207,6 +214,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: LISTEN_DEFAULT.parse().expect("the default address parses"),
             data_dir: PathBuf::from(DATA_DIR_DEFAULT),
+            network_threads: 0,
             tls: TlsSource::Dev,
             tokens: Vec::new(),
             client_ca: None,
@@ -286,8 +294,23 @@ impl ServerConfig {
         Ok(config)
     }
 
+    /// The runtime threads to start on a machine with `cores` cores: as configured, or
+    /// one per core but one, at least one. The writer thread does the engine's work and
+    /// should not have to fight network threads for every core: on the 2-core project
+    /// machine, one network thread served 30 k one-at-a-time holds/s where two served
+    /// 20 k (BENCHMARKS.md).
+    pub fn network_threads_for(&self, cores: usize) -> usize {
+        match self.network_threads {
+            0 => cores.saturating_sub(1).max(1),
+            configured => configured,
+        }
+    }
+
     /// Refuses settings that could not work; `Server::start` calls it too.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if self.network_threads > NETWORK_THREADS_MAX {
+            return Err(ConfigError(format!("network_threads is over {NETWORK_THREADS_MAX}")));
+        }
         self.limits.check()?;
         for (index, token) in self.tokens.iter().enumerate() {
             check_token(index, token)?;
@@ -369,6 +392,7 @@ impl std::error::Error for ConfigError {}
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    network_threads: Option<usize>,
     tls: Option<FileTls>,
     #[serde(default)]
     tokens: Vec<FileToken>,
@@ -434,6 +458,9 @@ impl FileConfig {
         }
         if let Some(data_dir) = self.data_dir {
             config.data_dir = data_dir;
+        }
+        if let Some(threads) = self.network_threads {
+            config.network_threads = threads;
         }
         if let Some(tls) = self.tls {
             tls.apply(config)?;
@@ -705,6 +732,7 @@ mod tests {
         let defaults = ServerConfig::default();
         assert_eq!(config.listen, defaults.listen);
         assert_eq!(config.data_dir, PathBuf::from("./allot-data"));
+        assert_eq!(config.network_threads, defaults.network_threads);
         assert_eq!(config.limits, defaults.limits);
         let engine = &config.engine;
         let engine_defaults = &defaults.engine;
@@ -714,6 +742,19 @@ mod tests {
         assert_eq!(engine.snapshot_every_records, engine_defaults.snapshot_every_records);
         assert_eq!(engine.snapshot_on_shutdown, engine_defaults.snapshot_on_shutdown);
         assert_eq!(config.client_cert_role, Role::Read);
+    }
+
+    #[test]
+    fn network_threads_leave_the_writer_a_core() {
+        let automatic = ServerConfig::default();
+        assert_eq!(automatic.network_threads_for(1), 1);
+        assert_eq!(automatic.network_threads_for(2), 1);
+        assert_eq!(automatic.network_threads_for(16), 15);
+        let mut config = ServerConfig::default();
+        FileConfig::parse("network_threads = 3").unwrap().apply(&mut config).unwrap();
+        assert_eq!(config.network_threads_for(2), 3);
+        config.network_threads = NETWORK_THREADS_MAX + 1;
+        assert!(config.check().unwrap_err().0.contains("network_threads"));
     }
 
     #[test]
