@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use allot_bench::harness::{self, Args, Report};
-use allot_client::protocol::LineRequest;
+use allot_client::protocol::{HoldLineView, HoldState, LineRequest, Query, Reply, RequestBody};
 use allot_client::{Client, ClientConfig};
 use allot_tests::allotd::Allotd;
 use clap::Parser;
@@ -29,6 +29,9 @@ const SMALL: [&str; 12] = [
     "--quiet",
     "--seed",
 ];
+
+/// Holds acknowledged (and logged) before the server is killed.
+const ACKED_BEFORE_KILL_MIN: usize = 300;
 
 /// Polls of the ack log, 10 ms apart, before the bystander gives up on the run starting.
 const ACK_WAIT_POLLS_MAX: usize = 2_000;
@@ -73,6 +76,7 @@ fn an_embedded_run_writes_the_json_report_and_the_ack_log() {
         acks.to_str().unwrap(),
     ]));
     assert!(report.audit.passed, "{:?}", report.audit);
+    assert_eq!(harness::exit_status(&Ok(report.clone())), 0);
 
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(written["workload"], "hold");
@@ -200,8 +204,63 @@ fn a_hold_the_harness_was_not_told_of_fails_the_audit() {
         bystander.reserve(vec![line], None).await.unwrap();
         location
     });
-    let report = runtime.block_on(run).unwrap().unwrap();
+    let outcome = runtime.block_on(run).unwrap();
+    assert_eq!(harness::exit_status(&outcome), 1, "a failed audit exits 1");
+    let report = outcome.unwrap();
     assert!(!report.audit.passed, "{:?}", report.audit);
     let named = format!("cell {sku} at {location}: held");
     assert!(report.audit.details.iter().any(|line| line.starts_with(&named)), "{:?}", report.audit);
+}
+
+#[test]
+fn a_run_that_cannot_reach_its_target_exits_2_naming_why() {
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let args = args(&["--addr", "127.0.0.1:9", "--data-dir", dir]);
+    let outcome = runtime().block_on(harness::run(&args));
+    assert_eq!(harness::exit_status(&outcome), 2);
+    let error = outcome.unwrap_err().to_string();
+    assert!(error.starts_with("target:") && error.contains("dev-cert.pem"), "{error}");
+}
+
+#[test]
+fn every_hold_in_the_ack_log_survives_a_kill_9_of_the_server() {
+    let mut allotd = Allotd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let acks = dir.path().join("acks.csv");
+    let mut extra = against(&allotd);
+    extra.extend(["--workload", "hold", "--duration", "60", "--ack-log"].map(String::from));
+    extra.push(acks.display().to_string());
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let args = args(&extra);
+
+    let runtime = runtime();
+    let _run = runtime.spawn(async move { harness::run(&args).await });
+    let rows_logged = || std::fs::read_to_string(&acks).map_or(0, |text| text.lines().count());
+    for _ in 0..ACK_WAIT_POLLS_MAX {
+        if rows_logged() > ACKED_BEFORE_KILL_MIN {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    allotd.kill9();
+    // The harness goes with its runtime; the ack-log thread writes what it was sent.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(200));
+    let rows = ack_rows(&acks);
+    assert!(rows.len() > ACKED_BEFORE_KILL_MIN, "{} rows", rows.len());
+
+    allotd.restart();
+    let config = ClientConfig::from_data_dir(allotd.addr().to_string(), allotd.data_dir()).unwrap();
+    let holds = crate::support::runtime().block_on(async {
+        let client = Client::connect(config).await.unwrap();
+        let queries = rows.iter().map(|(id, ..)| RequestBody::Query(Query::Hold { hold: *id }));
+        client.batch(queries.collect()).await.unwrap()
+    });
+    for ((id, sku, location, qty), found) in rows.iter().zip(holds) {
+        let Ok(Reply::Hold(view)) = found else { panic!("hold {id} from the ack log: {found:?}") };
+        assert_eq!(view.state, HoldState::Held, "hold {id}");
+        let line = HoldLineView { sku: sku.clone(), location: location.clone(), quantity: *qty };
+        assert_eq!(view.lines, vec![line], "hold {id}");
+    }
 }

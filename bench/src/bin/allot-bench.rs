@@ -15,14 +15,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(harness::run(&args)) {
-        Ok(report) => {
-            print!("{}", report.table());
-            if report.audit.passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
-        }
-        Err(error) => {
-            eprintln!("allot-bench: {error}");
-            ExitCode::from(2)
-        }
+    let outcome = runtime.block_on(harness::run(&args));
+    match &outcome {
+        Ok(report) => print!("{}", report.table()),
+        Err(error) => eprintln!("allot-bench: {error}"),
     }
+    ExitCode::from(harness::exit_status(&outcome))
 }

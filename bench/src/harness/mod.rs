@@ -61,6 +61,16 @@ impl std::fmt::Display for HarnessError {
 
 impl std::error::Error for HarnessError {}
 
+/// `allot-bench`'s exit status for a run: 0 when the audit passed, 1 when it failed, 2
+/// when the run could not be made.
+pub fn exit_status(outcome: &Result<Report, HarnessError>) -> u8 {
+    match outcome {
+        Ok(report) if report.audit.passed => 0,
+        Ok(_) => 1,
+        Err(_) => 2,
+    }
+}
+
 /// The catalogue a run of `settings` loads.
 pub fn catalogue(settings: &Settings) -> Catalogue {
     Catalogue::new(CatalogueSpec {
