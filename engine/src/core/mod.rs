@@ -11,6 +11,7 @@ pub mod ids;
 pub mod image;
 pub mod limits;
 pub mod outcome;
+pub mod routing;
 pub mod state;
 pub mod stock;
 
