@@ -10,8 +10,10 @@ pub mod idempotency;
 pub mod ids;
 pub mod image;
 pub mod limits;
+pub mod order_state;
 pub mod outcome;
 pub mod routing;
+pub mod shipment;
 pub mod state;
 pub mod stock;
 
