@@ -151,7 +151,7 @@ fn check_cells(
         "{} cells: held {held_seen:+} (acknowledged {held_expected:+}), allocated \
          {allocated_seen:+} (acknowledged {allocated_expected:+}), {} unknown outcomes",
         before.len().max(after.len()),
-        ledger.unknown_outcomes
+        ledger.tally.unknown_outcomes
     ));
     wrong == 0
 }
@@ -218,14 +218,14 @@ fn check_sold_out(
     let on_offer: i64 = before.values().map(|was| was.available.max(0)).sum();
     let buyers = settings.buyers.unwrap_or(0);
     let expected = (on_offer as u64).min(buyers);
-    let sold = ledger.sold;
-    let exact = sold <= expected && expected - sold <= ledger.unknown_outcomes;
+    let sold = ledger.tally.sold;
+    let exact = sold <= expected && expected - sold <= ledger.tally.unknown_outcomes;
     details.push(format!(
         "flash sale: sold {sold} units (expected {expected}: {on_offer} on offer, {buyers} \
          buyers); {} buyers found it sold out, {} gave up",
-        ledger.sold_out, ledger.gave_up
+        ledger.tally.sold_out, ledger.tally.gave_up
     ));
-    exact && ledger.gave_up == 0
+    exact && ledger.tally.gave_up == 0
 }
 
 fn check_samples(
@@ -369,13 +369,13 @@ mod tests {
         for hold in 0..19 {
             let pick = if hold % 2 == 0 { A } else { B };
             ledger.hold_acked(hold, &[pick]);
-            ledger.sold += 1;
+            ledger.tally.sold += 1;
         }
         let short = audit("flash-sale", &table(&[(A, 10, 10, 0), (B, 10, 9, 0)]), &ledger);
         assert!(!short.passed, "{short:?}");
         assert!(short.details.iter().any(|line| line.contains("sold 19 units (expected 20")));
         ledger.hold_acked(19, &[B]);
-        ledger.sold += 1;
+        ledger.tally.sold += 1;
         let exact = audit("flash-sale", &table(&[(A, 10, 10, 0), (B, 10, 10, 0)]), &ledger);
         assert!(exact.passed, "{exact:?}");
     }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use allot_protocol::{HoldId, Resolution};
 use foldhash::fast::RandomState;
+use serde::Serialize;
 
 use super::ack_log::AckLog;
 use crate::CellPick;
@@ -36,10 +37,9 @@ pub enum Outcome {
     Resolved(Resolution),
 }
 
-#[derive(Debug, Default)]
-pub struct Ledger {
-    /// Touched on every acknowledgement, so hashed with foldhash rather than SipHash.
-    pub cells: HashMap<CellPick, Expect, RandomState>,
+/// What the answers added up to; the report shows it as `ledger`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
     pub holds_acked: u64,
     pub commits_acked: u64,
     pub releases_acked: u64,
@@ -52,6 +52,26 @@ pub struct Ledger {
     pub sold: u64,
     pub sold_out: u64,
     pub gave_up: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.holds_acked += other.holds_acked;
+        self.commits_acked += other.commits_acked;
+        self.releases_acked += other.releases_acked;
+        self.expiries += other.expiries;
+        self.unknown_outcomes += other.unknown_outcomes;
+        self.sold += other.sold;
+        self.sold_out += other.sold_out;
+        self.gave_up += other.gave_up;
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Touched on every acknowledgement, so hashed with foldhash rather than SipHash.
+    pub cells: HashMap<CellPick, Expect, RandomState>,
+    pub tally: Tally,
     /// Unix milliseconds by which every expiry counted on is due.
     pub settle_at_ms: u64,
     pub samples: Vec<(HoldId, Outcome)>,
@@ -84,7 +104,7 @@ impl Ledger {
 
     /// The server acknowledged hold `hold` of one unit on each of `lines`.
     pub fn hold_acked(&mut self, hold: HoldId, lines: &[CellPick]) {
-        self.holds_acked += 1;
+        self.tally.holds_acked += 1;
         for &pick in lines {
             self.cell(pick).held += i64::from(UNITS_PER_LINE);
         }
@@ -100,14 +120,14 @@ impl Ledger {
 
     /// A hold request went unanswered: it may be holding its lines.
     pub fn hold_unknown(&mut self, lines: &[CellPick]) {
-        self.unknown_outcomes += 1;
+        self.tally.unknown_outcomes += 1;
         for &pick in lines {
             self.cell(pick).held_unknown += u64::from(UNITS_PER_LINE);
         }
     }
 
     pub fn committed(&mut self, hold: HoldId, lines: &[CellPick]) {
-        self.commits_acked += 1;
+        self.tally.commits_acked += 1;
         for &pick in lines {
             let cell = self.cell(pick);
             cell.held -= i64::from(UNITS_PER_LINE);
@@ -117,7 +137,7 @@ impl Ledger {
     }
 
     pub fn released(&mut self, hold: HoldId, lines: &[CellPick]) {
-        self.releases_acked += 1;
+        self.tally.releases_acked += 1;
         for &pick in lines {
             self.cell(pick).held -= i64::from(UNITS_PER_LINE);
         }
@@ -126,7 +146,7 @@ impl Ledger {
 
     /// A hold that is, or will be by `expires_at_ms`, expired: its units come back.
     pub fn expires(&mut self, hold: HoldId, lines: &[CellPick], expires_at_ms: u64) {
-        self.expiries += 1;
+        self.tally.expiries += 1;
         for &pick in lines {
             self.cell(pick).held -= i64::from(UNITS_PER_LINE);
         }
@@ -137,7 +157,7 @@ impl Ledger {
     /// A commit went unanswered: the hold was either committed or expires by
     /// `expires_at_ms`; its units leave `held` either way and may be `allocated`.
     pub fn commit_unknown(&mut self, lines: &[CellPick], expires_at_ms: u64) {
-        self.unknown_outcomes += 1;
+        self.tally.unknown_outcomes += 1;
         for &pick in lines {
             let cell = self.cell(pick);
             cell.held -= i64::from(UNITS_PER_LINE);
@@ -149,7 +169,7 @@ impl Ledger {
     /// A release went unanswered: released or expired by `expires_at_ms`, the units come
     /// back either way.
     pub fn release_unknown(&mut self, lines: &[CellPick], expires_at_ms: u64) {
-        self.unknown_outcomes += 1;
+        self.tally.unknown_outcomes += 1;
         for &pick in lines {
             self.cell(pick).held -= i64::from(UNITS_PER_LINE);
         }
@@ -165,14 +185,7 @@ impl Ledger {
             cell.allocated += expect.allocated;
             cell.allocated_unknown += expect.allocated_unknown;
         }
-        self.holds_acked += other.holds_acked;
-        self.commits_acked += other.commits_acked;
-        self.releases_acked += other.releases_acked;
-        self.expiries += other.expiries;
-        self.unknown_outcomes += other.unknown_outcomes;
-        self.sold += other.sold;
-        self.sold_out += other.sold_out;
-        self.gave_up += other.gave_up;
+        self.tally += other.tally;
         self.settle_at_ms = self.settle_at_ms.max(other.settle_at_ms);
         self.samples.extend(other.samples);
     }
@@ -196,8 +209,11 @@ mod tests {
         ledger.expires(3, &[B], 5_000);
         assert_eq!(ledger.cells[&A], Expect { held: 0, allocated: 1, ..Expect::default() });
         assert_eq!(ledger.cells[&B], Expect { held: 0, allocated: 1, ..Expect::default() });
-        assert_eq!((ledger.holds_acked, ledger.commits_acked, ledger.releases_acked), (3, 1, 1));
-        assert_eq!((ledger.expiries, ledger.settle_at_ms), (1, 5_000));
+        assert_eq!(
+            (ledger.tally.holds_acked, ledger.tally.commits_acked, ledger.tally.releases_acked),
+            (3, 1, 1)
+        );
+        assert_eq!((ledger.tally.expiries, ledger.settle_at_ms), (1, 5_000));
     }
 
     #[test]
@@ -208,7 +224,7 @@ mod tests {
         ledger.commit_unknown(&[B], 9_000);
         assert_eq!(ledger.cells[&A], Expect { held_unknown: 1, ..Expect::default() });
         assert_eq!(ledger.cells[&B], Expect { allocated_unknown: 1, ..Expect::default() });
-        assert_eq!((ledger.unknown_outcomes, ledger.settle_at_ms), (2, 9_000));
+        assert_eq!((ledger.tally.unknown_outcomes, ledger.settle_at_ms), (2, 9_000));
     }
 
     #[test]
@@ -221,7 +237,7 @@ mod tests {
         right.hold_acked(3, &[A]);
         left.absorb(right);
         assert_eq!(left.cells[&A].held, 2);
-        assert_eq!((left.holds_acked, left.expiries, left.settle_at_ms), (3, 1, 3_000));
+        assert_eq!((left.tally.holds_acked, left.tally.expiries, left.settle_at_ms), (3, 1, 3_000));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::args::Settings;
 use super::audit::AuditReport;
 use super::driver::Recorder;
-use super::ledger::Ledger;
+use super::ledger::{Ledger, Tally};
 use super::setup::SetupReport;
 use super::workload::Kind;
 
@@ -43,34 +43,6 @@ pub struct KindFigures {
     pub latency_us: Latency,
 }
 
-/// What the ledger recorded, for the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct LedgerSummary {
-    pub holds_acked: u64,
-    pub commits_acked: u64,
-    pub releases_acked: u64,
-    pub expiries: u64,
-    pub unknown_outcomes: u64,
-    pub sold: u64,
-    pub sold_out: u64,
-    pub gave_up: u64,
-}
-
-impl From<&Ledger> for LedgerSummary {
-    fn from(ledger: &Ledger) -> LedgerSummary {
-        LedgerSummary {
-            holds_acked: ledger.holds_acked,
-            commits_acked: ledger.commits_acked,
-            releases_acked: ledger.releases_acked,
-            expiries: ledger.expiries,
-            unknown_outcomes: ledger.unknown_outcomes,
-            sold: ledger.sold,
-            sold_out: ledger.sold_out,
-            gave_up: ledger.gave_up,
-        }
-    }
-}
-
 /// The report `--json` writes. `ops` counts every measured request, whatever its kind.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -85,7 +57,7 @@ pub struct Report {
     pub elapsed_s: f64,
     pub by_kind: BTreeMap<&'static str, KindFigures>,
     pub setup: SetupReport,
-    pub ledger: LedgerSummary,
+    pub ledger: Tally,
     /// The open loop fell so far behind its schedule that it stopped early.
     pub saturated: bool,
 }
@@ -124,7 +96,7 @@ impl Report {
             elapsed_s,
             by_kind,
             setup,
-            ledger: LedgerSummary::from(ledger),
+            ledger: ledger.tally,
             saturated,
             config: settings,
         }

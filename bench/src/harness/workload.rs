@@ -410,7 +410,7 @@ impl FlashSaleFlow {
         ledger: &mut Ledger,
     ) {
         let Ok(Reply::Cells(cells)) = answer else {
-            ledger.gave_up += 1;
+            ledger.tally.gave_up += 1;
             return;
         };
         let open: Vec<&str> = cells
@@ -419,13 +419,13 @@ impl FlashSaleFlow {
             .map(|cell| cell.location.as_str())
             .collect();
         if open.is_empty() {
-            ledger.sold_out += 1;
+            ledger.tally.sold_out += 1;
             return;
         }
         // Spread retrying buyers over the open locations, the same way for the same buyer.
         let code = open[(buyer as usize + attempts as usize) % open.len()];
         let Some(location) = self.base.catalogue.location_index(code) else {
-            ledger.gave_up += 1;
+            ledger.tally.gave_up += 1;
             return;
         };
         let next = self.buyer_holds(buyer, CellPick { sku, location }, attempts + 1);
@@ -456,7 +456,7 @@ impl Flow for FlashSaleFlow {
                 Ok(Reply::HoldPlaced { hold, .. }) => {
                     ledger.hold_acked(*hold, &[pick]);
                     ledger.stays_held(*hold);
-                    ledger.sold += 1;
+                    ledger.tally.sold += 1;
                 }
                 Err(ClientError::Server(error))
                     if matches!(error.code, ErrorCode::InsufficientStock { .. })
@@ -467,7 +467,7 @@ impl Flow for FlashSaleFlow {
                     self.ready.push_back(Outgoing { kind: Kind::Read, body, note });
                 }
                 Err(error) if error.is_outcome_unknown() => ledger.hold_unknown(&[pick]),
-                Err(_) | Ok(_) => ledger.gave_up += 1,
+                Err(_) | Ok(_) => ledger.tally.gave_up += 1,
             },
             Note::BuyerLooks { buyer, sku, attempts } => {
                 self.looked(buyer, sku, attempts, answer, ledger);
@@ -583,20 +583,24 @@ mod tests {
         let is_read =
             |body: &&RequestBody| matches!(body, RequestBody::Query(Query::SkuStock { .. }));
         let reads = sent.iter().filter(is_read).count() as f64;
-        let holds = ledger.holds_acked as f64;
+        let holds = ledger.tally.holds_acked as f64;
         assert!((reads / holds - 10.0).abs() < 0.01, "{reads} reads for {holds} holds");
         let share = |count: u64| count as f64 / holds;
         assert!(
-            (share(ledger.commits_acked) - 0.7).abs() < 0.02,
+            (share(ledger.tally.commits_acked) - 0.7).abs() < 0.02,
             "{}",
-            share(ledger.commits_acked)
+            share(ledger.tally.commits_acked)
         );
         assert!(
-            (share(ledger.releases_acked) - 0.2).abs() < 0.02,
+            (share(ledger.tally.releases_acked) - 0.2).abs() < 0.02,
             "{}",
-            share(ledger.releases_acked)
+            share(ledger.tally.releases_acked)
         );
-        assert!((share(ledger.expiries) - 0.1).abs() < 0.02, "{}", share(ledger.expiries));
+        assert!(
+            (share(ledger.tally.expiries) - 0.1).abs() < 0.02,
+            "{}",
+            share(ledger.tally.expiries)
+        );
         let lines: Vec<usize> = sent
             .iter()
             .filter_map(|body| match body {
@@ -693,6 +697,6 @@ mod tests {
         flow.answer(look.note, &Ok(Reply::Cells(vec![gone])), &mut ledger);
         assert!(flow.next().is_none());
         assert!(flow.finished());
-        assert_eq!((ledger.sold, ledger.sold_out, ledger.gave_up), (0, 1, 0));
+        assert_eq!((ledger.tally.sold, ledger.tally.sold_out, ledger.tally.gave_up), (0, 1, 0));
     }
 }
