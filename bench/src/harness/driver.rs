@@ -27,8 +27,8 @@ pub const LATENCY_US_MAX: u64 = 60_000_000;
 /// Significant figures the histograms keep.
 pub const LATENCY_SIGNIFICANT_FIGURES: u8 = 3;
 /// Requests an open loop may have scheduled but unanswered on one connection before it
-/// stops: past this the rate is clearly more than the server takes, and the backlog would
-/// only grow.
+/// winds down early: past this the rate is clearly more than the server takes, and the
+/// backlog would only grow.
 pub const OPEN_LOOP_BACKLOG_REQUESTS_MAX: usize = 1_000_000;
 
 /// When load starts, when measuring starts and when sending stops.
@@ -129,7 +129,7 @@ impl Recorder {
 pub struct LoadResult {
     pub recorder: Recorder,
     pub ledger: Ledger,
-    /// An open loop fell so far behind that it stopped early.
+    /// An open loop fell so far behind that it wound down early.
     pub saturated: bool,
 }
 
@@ -244,19 +244,21 @@ impl Connection {
             tokio::time::sleep_until(due.into()).await;
             let next = {
                 let mut state = lock(&state);
-                let frame: Vec<Outgoing> =
-                    (0..self.batch).map_while(|_| state.flow.next()).collect();
-                state.in_flight += frame.len();
-                if !frame.is_empty() {
-                    OpenStep::Send(frame)
-                } else if state.flow.finished() && state.in_flight == 0 {
-                    OpenStep::Done
-                } else if state.flow.finished() && due >= self.window.stop_at {
-                    OpenStep::AwaitAnswers
-                } else if state.in_flight >= OPEN_LOOP_BACKLOG_REQUESTS_MAX {
+                if state.in_flight >= OPEN_LOOP_BACKLOG_REQUESTS_MAX {
                     OpenStep::Saturated
                 } else {
-                    OpenStep::Skip
+                    let frame: Vec<Outgoing> =
+                        (0..self.batch).map_while(|_| state.flow.next()).collect();
+                    state.in_flight += frame.len();
+                    if !frame.is_empty() {
+                        OpenStep::Send(frame)
+                    } else if state.flow.finished() && state.in_flight == 0 {
+                        OpenStep::Done
+                    } else if state.flow.finished() && due >= self.window.stop_at {
+                        OpenStep::AwaitAnswers
+                    } else {
+                        OpenStep::Skip
+                    }
                 }
             };
             let frame = match next {
@@ -268,9 +270,13 @@ impl Connection {
                     continue;
                 }
                 OpenStep::Done => break,
+                // Far behind: stop drawing new work, but still send the follow-ups of
+                // what was answered, so no acknowledged cart is left half done.
                 OpenStep::Saturated => {
                     saturated = true;
-                    break;
+                    lock(&state).flow.wind_down();
+                    frames.join_next().await;
+                    continue;
                 }
             };
             frames.spawn(self.clone().open_frame(frame, due, state.clone(), permits.clone()));

@@ -58,7 +58,7 @@ pub struct Report {
     pub by_kind: BTreeMap<&'static str, KindFigures>,
     pub setup: SetupReport,
     pub ledger: Tally,
-    /// The open loop fell so far behind its schedule that it stopped early.
+    /// The open loop fell so far behind its schedule that it wound down early.
     pub saturated: bool,
 }
 
@@ -125,7 +125,7 @@ impl Report {
             "measured {:.2} s after {:.1} s of warm-up{}",
             self.elapsed_s,
             config.warmup_s,
-            if self.saturated { "  (open loop fell behind and stopped early)" } else { "" }
+            if self.saturated { "  (open loop fell behind and wound down early)" } else { "" }
         );
         let _ = writeln!(
             out,
