@@ -121,6 +121,9 @@ impl CatalogueSpec {
 /// Zipf exponent of SKU popularity in the `checkout` workload.
 pub const SKU_POPULARITY_EXPONENT: f64 = 1.0;
 
+/// Units on every drawn line (DESIGN §6: carts and buyers of one unit each).
+pub const UNITS_PER_LINE: u32 = 1;
+
 /// Most lines in a `checkout` cart (DESIGN §6: carts of 1–5 lines).
 pub const CHECKOUT_CART_LINES_MAX: usize = 5;
 
@@ -251,16 +254,29 @@ impl Catalogue {
     pub fn setup_requests(&self) -> impl Iterator<Item = Request> + '_ {
         let locations =
             self.locations.iter().map(|spec| Request::new(Command::UpsertLocation(spec.clone())));
-        let receipts = (0..self.skus.len()).flat_map(move |sku| {
-            self.stocked_at(sku).iter().map(move |&location| {
-                Request::new(Command::Receive {
-                    sku: self.skus[sku].clone(),
-                    location: self.locations[location as usize].code.clone(),
-                    quantity: self.spec.units_per_cell,
-                })
-            })
+        let receipts = self.receipts().map(|(sku, location, quantity)| {
+            Request::new(Command::Receive { sku: sku.into(), location: location.into(), quantity })
         });
         locations.chain(receipts)
+    }
+
+    /// Every stocked cell, SKU by SKU, with the units it receives:
+    /// `(sku code, location code, units)`.
+    pub fn receipts(&self) -> impl Iterator<Item = (&str, &str, u32)> + '_ {
+        (0..self.skus.len()).flat_map(move |sku| {
+            self.stocked_at(sku).iter().map(move |&location| {
+                (self.sku(sku), self.location_code(location as usize), self.spec.units_per_cell)
+            })
+        })
+    }
+
+    /// A line of [`UNITS_PER_LINE`] at `pick`.
+    pub fn line(&self, pick: CellPick) -> LineRequest {
+        LineRequest {
+            sku: self.sku(pick.sku as usize).to_owned(),
+            location: self.location_code(pick.location as usize).to_owned(),
+            quantity: UNITS_PER_LINE,
+        }
     }
 
     /// A stream of hold requests; `stream` selects an independent sequence, so several
@@ -342,7 +358,7 @@ impl HoldDraws<'_> {
     /// A one-line hold of one unit at a uniformly random stocked cell.
     pub fn one_line(&mut self) -> Request {
         let pick = self.one_line_cell();
-        let line = self.line_at(pick.sku as usize, pick.location);
+        let line = self.catalogue.line(pick);
         self.request(vec![line])
     }
 
@@ -354,11 +370,8 @@ impl HoldDraws<'_> {
     /// A cart of `lines` distinct SKUs (fewer if the catalogue has fewer) drawn by Zipf
     /// popularity, one unit each, each at a random location stocking it.
     pub fn cart(&mut self, lines: usize) -> Request {
-        let requested = self
-            .cart_cells(lines)
-            .into_iter()
-            .map(|pick| self.line_at(pick.sku as usize, pick.location))
-            .collect();
+        let requested =
+            self.cart_cells(lines).into_iter().map(|pick| self.catalogue.line(pick)).collect();
         self.request(requested)
     }
 
@@ -376,14 +389,6 @@ impl HoldDraws<'_> {
     /// A `checkout` cart size: 1–5 lines, uniformly.
     pub fn checkout_cart_size(&mut self) -> usize {
         draw_checkout_cart_size(&mut self.rng)
-    }
-
-    fn line_at(&self, sku: usize, location: u32) -> LineRequest {
-        LineRequest {
-            sku: self.catalogue.skus[sku].clone(),
-            location: self.catalogue.locations[location as usize].code.clone(),
-            quantity: 1,
-        }
     }
 
     fn request(&mut self, lines: Vec<LineRequest>) -> Request {

@@ -14,8 +14,7 @@ use serde::Serialize;
 use super::ack_log::AckLog;
 use crate::CellPick;
 
-/// Units on every line the workloads hold (DESIGN §6: carts and buyers of one unit each).
-pub const UNITS_PER_LINE: u32 = 1;
+pub use crate::UNITS_PER_LINE;
 /// Holds per outcome each ledger keeps to check one by one after the run.
 pub const SAMPLED_HOLDS_PER_OUTCOME_MAX: usize = 64;
 

@@ -41,16 +41,10 @@ pub async fn load_catalogue(
     let location_count = locations.len() as u64;
     // Receipts name the locations, so those go first.
     send_all(clients, locations).await?;
-    let units = catalogue.spec.units_per_cell;
-    let receipts: Vec<RequestBody> = (0..catalogue.sku_count())
-        .flat_map(|sku| {
-            catalogue.stocked_at(sku).iter().map(move |&location| {
-                command(Command::Receive {
-                    sku: catalogue.sku(sku).to_owned(),
-                    location: catalogue.location_code(location as usize).to_owned(),
-                    quantity: units,
-                })
-            })
+    let receipts: Vec<RequestBody> = catalogue
+        .receipts()
+        .map(|(sku, location, quantity)| {
+            command(Command::Receive { sku: sku.into(), location: location.into(), quantity })
         })
         .collect();
     let receipt_count = receipts.len() as u64;

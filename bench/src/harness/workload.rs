@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use allot_client::ClientError;
-use allot_protocol::{
-    Command, ErrorCode, HoldId, LineRequest, Query, Reply, RequestBody, Resolution,
-};
+use allot_protocol::{Command, ErrorCode, HoldId, Query, Reply, RequestBody, Resolution};
 
 use super::args::{Settings, WorkloadKind};
 use super::ledger::{Ledger, UNITS_PER_LINE};
@@ -176,16 +174,8 @@ impl Base {
         }
     }
 
-    fn line(&self, pick: CellPick) -> LineRequest {
-        LineRequest {
-            sku: self.catalogue.sku(pick.sku as usize).to_owned(),
-            location: self.catalogue.location_code(pick.location as usize).to_owned(),
-            quantity: UNITS_PER_LINE,
-        }
-    }
-
     fn reserve(&self, lines: &[CellPick]) -> RequestBody {
-        let lines = lines.iter().map(|&pick| self.line(pick)).collect();
+        let lines = lines.iter().map(|&pick| self.catalogue.line(pick)).collect();
         command(Command::Reserve { lines, ttl_ms: Some(self.ttl_ms) })
     }
 
