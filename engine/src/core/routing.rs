@@ -113,8 +113,8 @@ pub enum Verdict {
     AtCapacity,
     /// Has none of what the order still needed when it was considered.
     NoStock,
-    /// Eligible, but another location was preferred.
-    NotPreferred,
+    /// Passed the filter; routing chose others (or, before choosing, has not yet).
+    Eligible,
 }
 
 /// Why a location was or was not chosen, with the figures that decided it.
@@ -153,7 +153,7 @@ pub fn route(
         sites.iter().map(|site| assess(site, destination, weights)).collect();
     let eligible: Vec<usize> = preference_order(&sites, &assessments)
         .into_iter()
-        .filter(|&index| assessments[index].verdict == Verdict::NotPreferred)
+        .filter(|&index| assessments[index].verdict == Verdict::Eligible)
         .collect();
     let has_all = |location: LocationId| {
         needs.iter().all(|need| available(need.sku, location) >= i64::from(need.quantity))
@@ -266,7 +266,7 @@ fn assess(site: &Site<'_>, destination: Destination, weights: &RoutingWeights) -
     }
 }
 
-/// `NotPreferred` means "eligible"; routing turns the winners into `Chosen`.
+/// The filter's verdict; routing later turns the winners among `Eligible` into `Chosen`.
 fn filter_for_shipping(site: &Site<'_>) -> Verdict {
     if !site.spec.active {
         Verdict::Inactive
@@ -275,7 +275,7 @@ fn filter_for_shipping(site: &Site<'_>) -> Verdict {
     } else if site.open_shipments >= site.spec.daily_capacity {
         Verdict::AtCapacity
     } else {
-        Verdict::NotPreferred
+        Verdict::Eligible
     }
 }
 
@@ -289,7 +289,7 @@ fn filter_for_pickup(site: &Site<'_>, store: LocationId) -> Verdict {
     } else if site.open_shipments >= site.spec.daily_capacity {
         Verdict::AtCapacity
     } else {
-        Verdict::NotPreferred
+        Verdict::Eligible
     }
 }
 
@@ -398,7 +398,7 @@ mod tests {
         assert_eq!(plan.allocations[0].lines, vec![need(A, 2)]);
         assert!(plan.unfilled.is_empty());
         assert_eq!(verdict(&plan, 0), Verdict::Chosen);
-        assert!((1..4).all(|location| verdict(&plan, location) == Verdict::NotPreferred));
+        assert!((1..4).all(|location| verdict(&plan, location) == Verdict::Eligible));
         let london = plan.assessments[0];
         assert!((80_000..90_000).contains(&london.distance_m), "{london:?}");
         // Score = 1 per km + shipping (400 + 1 per km) at 100 %, no workload.
@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(plan.allocations[0].lines, vec![need(A, 2), need(B, 1)]);
         assert_eq!(plan.allocations[1].lines, vec![need(C, 1)]);
         assert!(plan.unfilled.is_empty());
-        assert_eq!(verdict(&plan, 2), Verdict::NotPreferred);
+        assert_eq!(verdict(&plan, 2), Verdict::Eligible);
         assert_eq!(verdict(&plan, 3), Verdict::NoStock);
     }
 
@@ -458,7 +458,7 @@ mod tests {
         let plan = route(&[need(A, 1)], OXFORD, &sites, stock(&[(A, 0, 5), (A, 1, 5)]), &weights);
         assert_eq!(chosen(&plan), vec![1]);
         assert_eq!(plan.assessments[0].workload_penalty_minor, 900);
-        assert_eq!(verdict(&plan, 0), Verdict::NotPreferred);
+        assert_eq!(verdict(&plan, 0), Verdict::Eligible);
     }
 
     #[test]
