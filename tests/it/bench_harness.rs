@@ -33,8 +33,22 @@ const SMALL: [&str; 12] = [
 /// Holds acknowledged (and logged) before the server is killed.
 const ACKED_BEFORE_KILL_MIN: usize = 300;
 
-/// Polls of the ack log, 10 ms apart, before the bystander gives up on the run starting.
+/// Polls of the ack log, 10 ms apart, before a test gives up on the run acknowledging.
 const ACK_WAIT_POLLS_MAX: usize = 2_000;
+
+/// Waits until the ack log at `path` has at least `rows` rows after its header, and
+/// fails the test if the run never gets there.
+fn wait_for_ack_rows(path: &Path, rows: usize) {
+    let logged =
+        || std::fs::read_to_string(path).map_or(0, |text| text.lines().count().saturating_sub(1));
+    for _ in 0..ACK_WAIT_POLLS_MAX {
+        if logged() >= rows {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the run acknowledged {} holds, not {rows}", logged());
+}
 
 fn args(extra: &[&str]) -> Args {
     let mut all = vec!["allot-bench"];
@@ -185,15 +199,7 @@ fn a_hold_the_harness_was_not_told_of_fails_the_audit() {
     let run = runtime.spawn(async move { harness::run(&args).await });
     // Once holds are being acknowledged, the baseline has been read: a bystander's hold
     // now is one the harness cannot account for.
-    let acknowledging =
-        || std::fs::read_to_string(&acks).is_ok_and(|text| text.lines().count() > 1);
-    for _ in 0..ACK_WAIT_POLLS_MAX {
-        if acknowledging() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(acknowledging(), "the run acknowledged no hold");
+    wait_for_ack_rows(&acks, 1);
     let sku = "HOLD-0000000";
     let location = runtime.block_on(async {
         let config =
@@ -236,15 +242,7 @@ fn every_hold_in_the_ack_log_survives_a_kill_9_of_the_server() {
 
     let runtime = runtime();
     let _run = runtime.spawn(async move { harness::run(&args).await });
-    // Rows after the header line.
-    let rows_logged =
-        || std::fs::read_to_string(&acks).map_or(0, |text| text.lines().count().saturating_sub(1));
-    for _ in 0..ACK_WAIT_POLLS_MAX {
-        if rows_logged() >= ACKED_BEFORE_KILL_MIN {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_ack_rows(&acks, ACKED_BEFORE_KILL_MIN);
     allotd.kill9();
     // The harness goes with its runtime; the ack-log thread writes what it was sent.
     runtime.shutdown_timeout(Duration::from_secs(1));
