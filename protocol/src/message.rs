@@ -8,7 +8,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::model::{CellView, HoldId, HoldState, HoldView, LineRequest, LocationSpec, Query};
+use crate::model::{
+    CellView, HoldId, HoldLineView, HoldState, HoldView, LineRequest, LocationSpec, Query,
+};
+use crate::order::{
+    DeliveryRequest, ItemQuantity, KpiView, OrderHoldReason, OrderId, OrderPage, OrderState,
+    OrderView, PaymentEvent, PlaceOrder, ReturnId, ReturnReceipt, ReturnState, ReturnView,
+    ShipmentId, ShipmentPage, ShipmentState, ShipmentStep, ShipmentView,
+};
 use crate::role::Role;
 
 /// What a client sends.
@@ -94,25 +101,143 @@ pub enum Command {
     /// Create a location, or replace every attribute of an existing one.
     UpsertLocation(LocationSpec),
     /// Stop holding and routing at a location; its stock stays where it is.
-    DeactivateLocation { location: String },
+    DeactivateLocation {
+        location: String,
+    },
     /// Goods received: `on_hand` goes up.
-    Receive { sku: String, location: String, quantity: u32 },
+    Receive {
+        sku: String,
+        location: String,
+        quantity: u32,
+    },
     /// A correction of `on_hand` by `delta`, with the retailer's reason code.
-    Adjust { sku: String, location: String, delta: i64, reason: String },
+    Adjust {
+        sku: String,
+        location: String,
+        delta: i64,
+        reason: String,
+    },
     /// Set `on_hand` to `counted` only if it is still `expected` (compare-and-set).
-    CycleCount { sku: String, location: String, expected: u32, counted: u32 },
+    CycleCount {
+        sku: String,
+        location: String,
+        expected: u32,
+        counted: u32,
+    },
     /// Units kept back from sale at a cell.
-    SetSafetyStock { sku: String, location: String, quantity: u32 },
+    SetSafetyStock {
+        sku: String,
+        location: String,
+        quantity: u32,
+    },
     /// Move units between two locations, limited by what is available at the source.
-    Transfer { sku: String, from: String, to: String, quantity: u32 },
+    Transfer {
+        sku: String,
+        from: String,
+        to: String,
+        quantity: u32,
+    },
     /// Hold stock for a cart, all lines or none; `ttl_ms` defaults to 15 minutes.
-    Reserve { lines: Vec<LineRequest>, ttl_ms: Option<u64> },
+    Reserve {
+        lines: Vec<LineRequest>,
+        ttl_ms: Option<u64>,
+    },
     /// Move a live hold's deadline to `now + ttl_ms`.
-    ExtendHold { hold: HoldId, ttl_ms: u64 },
+    ExtendHold {
+        hold: HoldId,
+        ttl_ms: u64,
+    },
     /// Release the named quantities of a live hold, or all of it when `lines` is empty.
-    ReleaseHold { hold: HoldId, lines: Vec<LineRequest> },
+    ReleaseHold {
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    },
     /// Turn a live hold into an allocation for an order.
-    CommitHold { hold: HoldId, order_number: String },
+    CommitHold {
+        hold: HoldId,
+        order_number: String,
+    },
+    /// Hold stock for a cart whose lines name no location: routing picks them as it
+    /// would for an order to `destination`, all lines or none.
+    ReserveRouted {
+        lines: Vec<ItemQuantity>,
+        destination: DeliveryRequest,
+        ttl_ms: Option<u64>,
+    },
+    /// Place an order: convert a hold, or route and allocate afresh.
+    PlaceOrder(PlaceOrder),
+    /// A payment event for an order, with its amount and the payment service's reference.
+    RecordPayment {
+        order: OrderId,
+        event: PaymentEvent,
+        amount_minor: i64,
+        reference: String,
+    },
+    /// Stop an order before it leaves (manual review, suspected fraud).
+    HoldOrder {
+        order: OrderId,
+        reason: OrderHoldReason,
+        note: String,
+    },
+    /// Lift an order's hold.
+    ReleaseOrderHold {
+        order: OrderId,
+    },
+    /// Cancel everything of an order that has not left: open shipments and backorders.
+    CancelOrder {
+        order: OrderId,
+        reason: String,
+    },
+    /// Cancel one shipment that has not left; its units are cancelled on the order.
+    CancelShipment {
+        shipment: ShipmentId,
+        reason: String,
+    },
+    /// Cancel some units of an order: backordered ones first, then from open shipments.
+    CancelOrderLines {
+        order: OrderId,
+        lines: Vec<ItemQuantity>,
+        reason: String,
+    },
+    /// A fulfilment step for one shipment.
+    AdvanceShipment {
+        shipment: ShipmentId,
+        step: ShipmentStep,
+    },
+    /// Units the location could not find while picking: they are written off there and
+    /// routed again elsewhere, or backordered.
+    ShortPick {
+        shipment: ShipmentId,
+        missing: Vec<ItemQuantity>,
+    },
+    /// Try again to allocate an order's backordered units.
+    AllocateBackorders {
+        order: OrderId,
+    },
+    /// A customer asks to return units that were delivered.
+    RequestReturn {
+        order: OrderId,
+        lines: Vec<ItemQuantity>,
+        reason: String,
+    },
+    AuthoriseReturn {
+        rma: ReturnId,
+    },
+    /// The returned units arrived at `location`: resellable ones go back on hand there.
+    ReceiveReturn {
+        rma: ReturnId,
+        location: String,
+        lines: Vec<ReturnReceipt>,
+    },
+    RefundReturn {
+        rma: ReturnId,
+        amount_minor: i64,
+    },
+    /// Replace the returned goods: places `order`, linked to the return.
+    ExchangeReturn {
+        rma: ReturnId,
+        order: PlaceOrder,
+    },
 }
 
 impl Command {
@@ -130,6 +255,22 @@ impl Command {
             Command::ExtendHold { .. } => "extend_hold",
             Command::ReleaseHold { .. } => "release_hold",
             Command::CommitHold { .. } => "commit_hold",
+            Command::ReserveRouted { .. } => "reserve_routed",
+            Command::PlaceOrder(_) => "place_order",
+            Command::RecordPayment { .. } => "record_payment",
+            Command::HoldOrder { .. } => "hold_order",
+            Command::ReleaseOrderHold { .. } => "release_order_hold",
+            Command::CancelOrder { .. } => "cancel_order",
+            Command::CancelShipment { .. } => "cancel_shipment",
+            Command::CancelOrderLines { .. } => "cancel_order_lines",
+            Command::AdvanceShipment { .. } => "advance_shipment",
+            Command::ShortPick { .. } => "short_pick",
+            Command::AllocateBackorders { .. } => "allocate_backorders",
+            Command::RequestReturn { .. } => "request_return",
+            Command::AuthoriseReturn { .. } => "authorise_return",
+            Command::ReceiveReturn { .. } => "receive_return",
+            Command::RefundReturn { .. } => "refund_return",
+            Command::ExchangeReturn { .. } => "exchange_return",
         }
     }
 }
@@ -141,7 +282,8 @@ pub struct Response {
     pub result: Result<Reply, Error>,
 }
 
-/// A successful answer.
+/// A successful answer. Views of a few hundred bytes are boxed, so the answers the hot
+/// path moves and remembers (hold placed, order placed) stay small.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     Pong {
@@ -173,4 +315,50 @@ pub enum Reply {
         hold: HoldId,
     },
     Hold(HoldView),
+    /// A routed hold: where each line is held.
+    RoutedHoldPlaced {
+        hold: HoldId,
+        expires_at_ms: u64,
+        lines: Vec<HoldLineView>,
+    },
+    /// A new order (or, for a repeated external number, the one already placed).
+    OrderPlaced {
+        order: OrderId,
+        state: OrderState,
+        shipments: Vec<ShipmentId>,
+        backordered_units: u64,
+    },
+    /// An order-level change (payment, hold, cancellation, backorder allocation).
+    OrderChanged {
+        order: OrderId,
+        state: OrderState,
+    },
+    /// A shipment moved; `order_state` is its order's state after the move.
+    ShipmentChanged {
+        shipment: ShipmentId,
+        state: ShipmentState,
+        order_state: OrderState,
+    },
+    /// A short pick: the missing units went to `rerouted` shipments or were backordered.
+    ShortPicked {
+        shipment: ShipmentId,
+        state: ShipmentState,
+        rerouted: Vec<ShipmentId>,
+        backordered_units: u64,
+    },
+    ReturnChanged {
+        rma: ReturnId,
+        state: ReturnState,
+    },
+    /// A return exchanged for a new order.
+    ReturnExchanged {
+        rma: ReturnId,
+        order: OrderId,
+    },
+    Order(Box<OrderView>),
+    Orders(OrderPage),
+    Shipment(Box<ShipmentView>),
+    Shipments(ShipmentPage),
+    Return(Box<ReturnView>),
+    Kpis(Box<KpiView>),
 }
