@@ -651,3 +651,12 @@ fn orders_survive_a_snapshot_and_a_replay_byte_for_byte() {
     }
     assert_eq!(codec::state_digest(&replayed), codec::state_digest(&state));
 }
+
+#[test]
+fn replies_stay_small_because_large_views_are_boxed() {
+    // Every answer is moved through the writer's batch and every keyed one is remembered
+    // for a day in the idempotency table: order views must not make each of them large.
+    // The largest inline answer is a transfer's two cells, which predates orders.
+    let size = std::mem::size_of::<Reply>();
+    assert!(size <= 144, "Reply is {size} bytes");
+}
