@@ -9,6 +9,7 @@ mod faults;
 mod idempotency;
 mod model;
 mod mtls;
+mod orders_e2e;
 mod orders_model;
 mod replay;
 mod server_abuse;

@@ -93,14 +93,25 @@ impl State {
             return Applied { outcome: Err(error), changed: false };
         }
         let applied = self.apply_command(&request.command, now_ms);
-        if let Ok(reply) = &applied.outcome {
+        // Only a request that is logged may leave its key behind: replay must rebuild
+        // the same table.
+        if let (Ok(reply), true) = (&applied.outcome, applied.changed) {
             self.idempotency.record(key, command_fingerprint, reply.clone(), now_ms);
         }
         applied
     }
 
     fn apply_command(&mut self, command: &Command, now_ms: u64) -> Applied {
+        let orders_before = self.orders.orders.len();
         let outcome = self.execute(command, now_ms);
+        // An order placed again under its number is answered from the order already
+        // there: nothing changed, so nothing is logged.
+        let repeat = matches!(command, Command::PlaceOrder(_))
+            && outcome.is_ok()
+            && self.orders.orders.len() == orders_before;
+        if repeat {
+            return Applied { outcome, changed: false };
+        }
         let is_hold = matches!(command, Command::Reserve { .. } | Command::ReserveRouted { .. });
         if is_hold && matches!(outcome, Err(EngineError::InsufficientStock { .. })) {
             self.since_start.holds_refused += 1;

@@ -340,8 +340,14 @@ fn a_routed_hold_is_placed_where_routing_says_and_an_order_keeps_its_reasons() {
 fn the_same_number_again_answers_the_same_order_and_another_order_under_it_conflicts() {
     let mut state = world(&[("A", "LDN", 5)]);
     let first = ok(&mut state, Command::PlaceOrder(order_named("W-1", &[("A", 1)])));
-    let again = ok(&mut state, Command::PlaceOrder(order_named("W-1", &[("A", 1)])));
-    assert_eq!(first, again);
+    let repeat = Request::new(Command::PlaceOrder(order_named("W-1", &[("A", 1)])));
+    let again = state.apply(&repeat, T0 + 5);
+    assert_eq!((again.outcome, again.changed), (Ok(first), false), "answered, not logged");
+    assert_eq!(state.last_applied_ms(), T0);
+    let keyed = Request::with_key("k-1", Command::PlaceOrder(order_named("W-1", &[("A", 1)])));
+    let digest = codec::state_digest(&state);
+    assert!(!state.apply(&keyed, T0 + 6).changed);
+    assert_eq!(codec::state_digest(&state), digest, "an unlogged repeat leaves no key behind");
     assert_eq!(cell(&state, "A", "LDN"), (5, 0, 1), "allocated once");
     let other = apply(&mut state, Command::PlaceOrder(order_named("W-1", &[("A", 2)])), T0);
     assert_eq!(other, Err(EngineError::IdempotencyConflict));
