@@ -345,6 +345,19 @@ pub fn reply_name(reply: &Reply) -> &'static str {
         Reply::HoldReleased { .. } => "HoldReleased",
         Reply::HoldCommitted { .. } => "HoldCommitted",
         Reply::Hold(_) => "Hold",
+        Reply::RoutedHoldPlaced { .. } => "RoutedHoldPlaced",
+        Reply::OrderPlaced { .. } => "OrderPlaced",
+        Reply::OrderChanged { .. } => "OrderChanged",
+        Reply::ShipmentChanged { .. } => "ShipmentChanged",
+        Reply::ShortPicked { .. } => "ShortPicked",
+        Reply::ReturnChanged { .. } => "ReturnChanged",
+        Reply::ReturnExchanged { .. } => "ReturnExchanged",
+        Reply::Order(_) => "Order",
+        Reply::Orders(_) => "Orders",
+        Reply::Shipment(_) => "Shipment",
+        Reply::Shipments(_) => "Shipments",
+        Reply::Return(_) => "Return",
+        Reply::Kpis(_) => "Kpis",
     }
 }
 

@@ -27,6 +27,27 @@ pub fn reply(reply: Reply) -> Result<allot_protocol::Reply, Error> {
         }
         Reply::HoldCommitted { hold } => Wire::HoldCommitted { hold },
         Reply::Hold(view) => Wire::Hold(view),
+        Reply::RoutedHoldPlaced { hold, expires_at_ms, lines } => {
+            Wire::RoutedHoldPlaced { hold, expires_at_ms, lines }
+        }
+        Reply::OrderPlaced { order, state, shipments, backordered_units } => {
+            Wire::OrderPlaced { order, state, shipments, backordered_units }
+        }
+        Reply::OrderChanged { order, state } => Wire::OrderChanged { order, state },
+        Reply::ShipmentChanged { shipment, state, order_state } => {
+            Wire::ShipmentChanged { shipment, state, order_state }
+        }
+        Reply::ShortPicked { shipment, state, rerouted, backordered_units } => {
+            Wire::ShortPicked { shipment, state, rerouted, backordered_units }
+        }
+        Reply::ReturnChanged { rma, state } => Wire::ReturnChanged { rma, state },
+        Reply::ReturnExchanged { rma, order } => Wire::ReturnExchanged { rma, order },
+        Reply::Order(view) => Wire::Order(view),
+        Reply::Orders(page) => Wire::Orders(page),
+        Reply::Shipment(view) => Wire::Shipment(view),
+        Reply::Shipments(page) => Wire::Shipments(page),
+        Reply::Return(view) => Wire::Return(view),
+        Reply::Kpis(view) => Wire::Kpis(view),
         Reply::Ticked { .. } => {
             return Err(Error::new(ErrorCode::Unavailable, "internal tick reply reached a client"));
         }
@@ -44,6 +65,7 @@ pub fn error(error: EngineError) -> Error {
         }
         EngineError::AlreadyResolved { how } => ErrorCode::AlreadyResolved { how },
         EngineError::IdempotencyConflict => ErrorCode::IdempotencyConflict,
+        EngineError::InvalidTransition { from } => ErrorCode::InvalidTransition { from },
         EngineError::CompareFailed { actual } => ErrorCode::CompareFailed { actual },
         EngineError::Overloaded(_) => ErrorCode::Overloaded,
         EngineError::Unavailable(_) => ErrorCode::Unavailable,

@@ -7,13 +7,19 @@
 
 use crate::error::Error;
 use crate::limits::{
-    BATCH_REQUESTS_MAX, CLIENT_NAME_BYTES_MAX, HOLD_TTL_MS_MAX, HOLD_TTL_MS_MIN,
-    IDEMPOTENCY_KEY_BYTES_MAX, LATITUDE_E6_MAX, LINES_PER_HOLD_MAX, LOCATION_CODE_BYTES_MAX,
-    LOCATION_NAME_BYTES_MAX, LONGITUDE_E6_MAX, ON_HAND_MAX, ORDER_NUMBER_BYTES_MAX,
-    QUANTITY_PER_LINE_MAX, REASON_BYTES_MAX, SKU_BYTES_MAX, TOKEN_BYTES_MAX,
+    BATCH_REQUESTS_MAX, CARRIER_BYTES_MAX, CLIENT_NAME_BYTES_MAX, CUSTOMER_BYTES_MAX,
+    HOLD_TTL_MS_MAX, HOLD_TTL_MS_MIN, IDEMPOTENCY_KEY_BYTES_MAX, LATITUDE_E6_MAX,
+    LINES_PER_HOLD_MAX, LINES_PER_ORDER_MAX, LOCATION_CODE_BYTES_MAX, LOCATION_NAME_BYTES_MAX,
+    LONGITUDE_E6_MAX, ON_HAND_MAX, ORDER_NUMBER_BYTES_MAX, PAGE_LIMIT_MAX,
+    PAYMENT_REFERENCE_BYTES_MAX, POSTCODE_BYTES_MAX, PRICE_MINOR_MAX, QUANTITY_PER_LINE_MAX,
+    REASON_BYTES_MAX, SKU_BYTES_MAX, TOKEN_BYTES_MAX, TRACKING_BYTES_MAX,
 };
 use crate::message::{Command, Hello, Request, RequestBody};
 use crate::model::{LineRequest, LocationSpec, Query};
+use crate::order::{
+    Address, DeliveryRequest, ItemQuantity, PlaceOrder, ReturnCondition, ReturnReceipt,
+    ShipmentStep,
+};
 
 /// A failed check: says which field broke which limit.
 pub type Checked = Result<(), String>;
@@ -68,16 +74,8 @@ pub fn location_spec(spec: &LocationSpec) -> Checked {
     if spec.name.chars().any(char::is_control) {
         return Err("location name contains a control character".into());
     }
-    if spec.latitude_e6.unsigned_abs() > LATITUDE_E6_MAX.unsigned_abs() {
-        return Err(format!("latitude_e6 {} is out of range", spec.latitude_e6));
-    }
-    if spec.longitude_e6.unsigned_abs() > LONGITUDE_E6_MAX.unsigned_abs() {
-        return Err(format!("longitude_e6 {} is out of range", spec.longitude_e6));
-    }
-    let currency = &spec.shipping_cost.currency;
-    if currency.len() != 3 || !currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
-        return Err(format!("currency {currency:?} is not an ISO 4217 code"));
-    }
+    coordinates(spec.latitude_e6, spec.longitude_e6)?;
+    currency(&spec.shipping_cost.currency)?;
     if spec.shipping_cost.base_minor < 0 || spec.shipping_cost.per_km_minor < 0 {
         return Err("shipping cost is negative".into());
     }
@@ -96,6 +94,110 @@ pub fn lines(lines: &[LineRequest], allow_empty: bool) -> Checked {
     for line in lines {
         cell(&line.sku, &line.location)?;
         quantity("line quantity", line.quantity)?;
+    }
+    Ok(())
+}
+
+/// An ISO 4217 currency code: three upper-case letters.
+pub fn currency(code: &str) -> Checked {
+    if code.len() != 3 || !code.bytes().all(|byte| byte.is_ascii_uppercase()) {
+        return Err(format!("currency {code:?} is not an ISO 4217 code"));
+    }
+    Ok(())
+}
+
+/// A price or an amount: zero up to `PRICE_MINOR_MAX` minor units.
+pub fn amount(field: &str, minor: i64) -> Checked {
+    if !(0..=PRICE_MINOR_MAX).contains(&minor) {
+        return Err(format!("{field} {minor} is outside 0..={PRICE_MINOR_MAX}"));
+    }
+    Ok(())
+}
+
+/// Quantities of SKUs (a routed hold, a cancellation, a short pick, a return).
+pub fn items(field: &str, items: &[ItemQuantity]) -> Checked {
+    if items.is_empty() {
+        return Err(format!("{field} need at least one line"));
+    }
+    if items.len() > LINES_PER_ORDER_MAX {
+        return Err(format!("{} {field}, over {LINES_PER_ORDER_MAX}", items.len()));
+    }
+    for item in items {
+        text("sku", &item.sku, SKU_BYTES_MAX)?;
+        quantity("line quantity", item.quantity)?;
+    }
+    Ok(())
+}
+
+/// A delivery address: coordinates in range, a country code and a postcode.
+pub fn address(address: &Address) -> Checked {
+    coordinates(address.latitude_e6, address.longitude_e6)?;
+    if address.country.len() != 2 || !address.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(format!("country {:?} is not an ISO 3166 alpha-2 code", address.country));
+    }
+    text("postcode", &address.postcode, POSTCODE_BYTES_MAX)
+}
+
+fn coordinates(latitude_e6: i32, longitude_e6: i32) -> Checked {
+    if latitude_e6.unsigned_abs() > LATITUDE_E6_MAX.unsigned_abs() {
+        return Err(format!("latitude_e6 {latitude_e6} is out of range"));
+    }
+    if longitude_e6.unsigned_abs() > LONGITUDE_E6_MAX.unsigned_abs() {
+        return Err(format!("longitude_e6 {longitude_e6} is out of range"));
+    }
+    Ok(())
+}
+
+pub fn delivery(delivery: &DeliveryRequest) -> Checked {
+    match delivery {
+        DeliveryRequest::Ship { to } => address(to),
+        DeliveryRequest::Pickup { location } => {
+            text("pickup location", location, LOCATION_CODE_BYTES_MAX)
+        }
+    }
+}
+
+/// Everything about a new order that can be checked without the engine's state.
+pub fn place_order(order: &PlaceOrder) -> Checked {
+    text("external number", &order.external_number, ORDER_NUMBER_BYTES_MAX)?;
+    text("customer", &order.customer, CUSTOMER_BYTES_MAX)?;
+    delivery(&order.delivery)?;
+    currency(&order.currency)?;
+    if order.lines.is_empty() {
+        return Err("an order needs at least one line".into());
+    }
+    if order.lines.len() > LINES_PER_ORDER_MAX {
+        return Err(format!("{} order lines, over {LINES_PER_ORDER_MAX}", order.lines.len()));
+    }
+    for line in &order.lines {
+        text("sku", &line.sku, SKU_BYTES_MAX)?;
+        quantity("line quantity", line.quantity)?;
+        amount("unit price", line.unit_price_minor)?;
+    }
+    Ok(())
+}
+
+fn receipts(lines: &[ReturnReceipt]) -> Checked {
+    if lines.is_empty() {
+        return Err("a return receipt needs at least one line".into());
+    }
+    if lines.len() > LINES_PER_ORDER_MAX {
+        return Err(format!("{} receipt lines, over {LINES_PER_ORDER_MAX}", lines.len()));
+    }
+    for line in lines {
+        text("sku", &line.sku, SKU_BYTES_MAX)?;
+        quantity("returned quantity", line.quantity)?;
+        if let ReturnCondition::Damaged { reason } = &line.condition {
+            text("damage reason", reason, REASON_BYTES_MAX)?;
+        }
+    }
+    Ok(())
+}
+
+/// A page size: at least one entry, at most `PAGE_LIMIT_MAX`.
+pub fn page_limit(limit: u32) -> Checked {
+    if limit == 0 || limit > PAGE_LIMIT_MAX {
+        return Err(format!("page limit {limit} is outside 1..={PAGE_LIMIT_MAX}"));
     }
     Ok(())
 }
@@ -150,6 +252,50 @@ pub fn command(command: &Command) -> Checked {
         Command::CommitHold { order_number, .. } => {
             text("order number", order_number, ORDER_NUMBER_BYTES_MAX)
         }
+        other => order_command(other),
+    }
+}
+
+fn order_command(command: &Command) -> Checked {
+    match command {
+        Command::ReserveRouted { lines, destination, ttl_ms } => {
+            items("hold lines", lines)?;
+            delivery(destination)?;
+            ttl_ms.map_or(Ok(()), ttl)
+        }
+        Command::PlaceOrder(order) => place_order(order),
+        Command::RecordPayment { amount_minor, reference, .. } => {
+            amount("payment amount", *amount_minor)?;
+            text("payment reference", reference, PAYMENT_REFERENCE_BYTES_MAX)
+        }
+        Command::HoldOrder { note, .. } => text("note", note, REASON_BYTES_MAX),
+        Command::CancelOrder { reason, .. } | Command::CancelShipment { reason, .. } => {
+            text("reason", reason, REASON_BYTES_MAX)
+        }
+        Command::CancelOrderLines { lines, reason, .. } => {
+            items("cancelled lines", lines)?;
+            text("reason", reason, REASON_BYTES_MAX)
+        }
+        Command::AdvanceShipment { step: ShipmentStep::Ship { carrier, tracking }, .. } => {
+            text("carrier", carrier, CARRIER_BYTES_MAX)?;
+            text("tracking number", tracking, TRACKING_BYTES_MAX)
+        }
+        Command::ShortPick { missing, .. } => items("missing lines", missing),
+        Command::RequestReturn { lines, reason, .. } => {
+            items("returned lines", lines)?;
+            text("reason", reason, REASON_BYTES_MAX)
+        }
+        Command::ReceiveReturn { location, lines, .. } => {
+            text("location code", location, LOCATION_CODE_BYTES_MAX)?;
+            receipts(lines)
+        }
+        Command::RefundReturn { amount_minor, .. } => amount("refund amount", *amount_minor),
+        Command::ExchangeReturn { order, .. } => place_order(order),
+        Command::ReleaseOrderHold { .. }
+        | Command::AdvanceShipment { .. }
+        | Command::AllocateBackorders { .. }
+        | Command::AuthoriseReturn { .. } => Ok(()),
+        stock_or_hold => unreachable!("{} is checked by `command`", stock_or_hold.name()),
     }
 }
 
@@ -159,7 +305,30 @@ pub fn query(query: &Query) -> Checked {
         Query::Cell { sku, location } => cell(sku, location),
         Query::SkuStock { sku } => text("sku", sku, SKU_BYTES_MAX),
         Query::Location { location } => text("location code", location, LOCATION_CODE_BYTES_MAX),
-        Query::Hold { .. } | Query::Locations | Query::Shortages => Ok(()),
+        Query::OrderByNumber { external_number, .. } => {
+            text("external number", external_number, ORDER_NUMBER_BYTES_MAX)
+        }
+        Query::CustomerOrders { customer, limit, .. } => {
+            text("customer", customer, CUSTOMER_BYTES_MAX)?;
+            page_limit(*limit)
+        }
+        Query::OrdersByState { location, limit, .. } => {
+            if let Some(location) = location {
+                text("location code", location, LOCATION_CODE_BYTES_MAX)?;
+            }
+            page_limit(*limit)
+        }
+        Query::PickList { location, limit, .. } => {
+            text("location code", location, LOCATION_CODE_BYTES_MAX)?;
+            page_limit(*limit)
+        }
+        Query::Hold { .. }
+        | Query::Locations
+        | Query::Shortages
+        | Query::Order { .. }
+        | Query::Shipment { .. }
+        | Query::Return { .. }
+        | Query::Kpis => Ok(()),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod limits;
 pub mod message;
 pub mod model;
+pub mod order;
 pub mod role;
 
 pub use codec::DecodeError;

@@ -47,3 +47,21 @@ pub const HOLD_TTL_MS_MAX: u64 = 24 * 60 * 60 * 1_000;
 pub const LATITUDE_E6_MAX: i32 = 90_000_000;
 /// See [`LATITUDE_E6_MAX`].
 pub const LONGITUDE_E6_MAX: i32 = 180_000_000;
+
+/// Most lines on one order (the same bound as a hold: a cart becomes an order).
+pub const LINES_PER_ORDER_MAX: usize = LINES_PER_HOLD_MAX;
+/// Longest customer id (DESIGN §2).
+pub const CUSTOMER_BYTES_MAX: usize = 64;
+/// Longest postcode in an address.
+pub const POSTCODE_BYTES_MAX: usize = 16;
+/// Longest carrier name on a shipment.
+pub const CARRIER_BYTES_MAX: usize = 32;
+/// Longest tracking number on a shipment.
+pub const TRACKING_BYTES_MAX: usize = 64;
+/// Longest payment reference.
+pub const PAYMENT_REFERENCE_BYTES_MAX: usize = 64;
+/// Largest unit price or payment amount, in minor units (ten billion in major units):
+/// keeps every order total far from overflowing `i64`.
+pub const PRICE_MINOR_MAX: i64 = 1_000_000_000_000;
+/// Most entries one page of a paged query returns.
+pub const PAGE_LIMIT_MAX: u32 = 1_000;

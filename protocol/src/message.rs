@@ -8,7 +8,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::model::{CellView, HoldId, HoldState, HoldView, LineRequest, LocationSpec, Query};
+use crate::model::{
+    CellView, HoldId, HoldLineView, HoldState, HoldView, LineRequest, LocationSpec, Query,
+};
+use crate::order::{
+    DeliveryRequest, ItemQuantity, KpiView, OrderHoldReason, OrderId, OrderPage, OrderState,
+    OrderView, PaymentEvent, PlaceOrder, ReturnId, ReturnReceipt, ReturnState, ReturnView,
+    ShipmentId, ShipmentPage, ShipmentState, ShipmentStep, ShipmentView,
+};
 use crate::role::Role;
 
 /// What a client sends.
@@ -113,6 +120,38 @@ pub enum Command {
     ReleaseHold { hold: HoldId, lines: Vec<LineRequest> },
     /// Turn a live hold into an allocation for an order.
     CommitHold { hold: HoldId, order_number: String },
+    /// Hold stock for a cart whose lines name no location: routing picks them as it
+    /// would for an order to `destination`, all lines or none.
+    ReserveRouted { lines: Vec<ItemQuantity>, destination: DeliveryRequest, ttl_ms: Option<u64> },
+    /// Place an order: convert a hold, or route and allocate afresh.
+    PlaceOrder(PlaceOrder),
+    /// A payment event for an order, with its amount and the payment service's reference.
+    RecordPayment { order: OrderId, event: PaymentEvent, amount_minor: i64, reference: String },
+    /// Stop an order before it leaves (manual review, suspected fraud).
+    HoldOrder { order: OrderId, reason: OrderHoldReason, note: String },
+    /// Lift an order's hold.
+    ReleaseOrderHold { order: OrderId },
+    /// Cancel everything of an order that has not left: open shipments and backorders.
+    CancelOrder { order: OrderId, reason: String },
+    /// Cancel one shipment that has not left; its units are cancelled on the order.
+    CancelShipment { shipment: ShipmentId, reason: String },
+    /// Cancel some units of an order: backordered ones first, then from open shipments.
+    CancelOrderLines { order: OrderId, lines: Vec<ItemQuantity>, reason: String },
+    /// A fulfilment step for one shipment.
+    AdvanceShipment { shipment: ShipmentId, step: ShipmentStep },
+    /// Units the location could not find while picking: they are written off there and
+    /// routed again elsewhere, or backordered.
+    ShortPick { shipment: ShipmentId, missing: Vec<ItemQuantity> },
+    /// Try again to allocate an order's backordered units.
+    AllocateBackorders { order: OrderId },
+    /// A customer asks to return units that were delivered.
+    RequestReturn { order: OrderId, lines: Vec<ItemQuantity>, reason: String },
+    AuthoriseReturn { rma: ReturnId },
+    /// The returned units arrived at `location`: resellable ones go back on hand there.
+    ReceiveReturn { rma: ReturnId, location: String, lines: Vec<ReturnReceipt> },
+    RefundReturn { rma: ReturnId, amount_minor: i64 },
+    /// Replace the returned goods: places `order`, linked to the return.
+    ExchangeReturn { rma: ReturnId, order: PlaceOrder },
 }
 
 impl Command {
@@ -130,6 +169,22 @@ impl Command {
             Command::ExtendHold { .. } => "extend_hold",
             Command::ReleaseHold { .. } => "release_hold",
             Command::CommitHold { .. } => "commit_hold",
+            Command::ReserveRouted { .. } => "reserve_routed",
+            Command::PlaceOrder(_) => "place_order",
+            Command::RecordPayment { .. } => "record_payment",
+            Command::HoldOrder { .. } => "hold_order",
+            Command::ReleaseOrderHold { .. } => "release_order_hold",
+            Command::CancelOrder { .. } => "cancel_order",
+            Command::CancelShipment { .. } => "cancel_shipment",
+            Command::CancelOrderLines { .. } => "cancel_order_lines",
+            Command::AdvanceShipment { .. } => "advance_shipment",
+            Command::ShortPick { .. } => "short_pick",
+            Command::AllocateBackorders { .. } => "allocate_backorders",
+            Command::RequestReturn { .. } => "request_return",
+            Command::AuthoriseReturn { .. } => "authorise_return",
+            Command::ReceiveReturn { .. } => "receive_return",
+            Command::RefundReturn { .. } => "refund_return",
+            Command::ExchangeReturn { .. } => "exchange_return",
         }
     }
 }
@@ -173,4 +228,50 @@ pub enum Reply {
         hold: HoldId,
     },
     Hold(HoldView),
+    /// A routed hold: where each line is held.
+    RoutedHoldPlaced {
+        hold: HoldId,
+        expires_at_ms: u64,
+        lines: Vec<HoldLineView>,
+    },
+    /// A new order (or, for a repeated external number, the one already placed).
+    OrderPlaced {
+        order: OrderId,
+        state: OrderState,
+        shipments: Vec<ShipmentId>,
+        backordered_units: u64,
+    },
+    /// An order-level change (payment, hold, cancellation, backorder allocation).
+    OrderChanged {
+        order: OrderId,
+        state: OrderState,
+    },
+    /// A shipment moved; `order_state` is its order's state after the move.
+    ShipmentChanged {
+        shipment: ShipmentId,
+        state: ShipmentState,
+        order_state: OrderState,
+    },
+    /// A short pick: the missing units went to `rerouted` shipments or were backordered.
+    ShortPicked {
+        shipment: ShipmentId,
+        state: ShipmentState,
+        rerouted: Vec<ShipmentId>,
+        backordered_units: u64,
+    },
+    ReturnChanged {
+        rma: ReturnId,
+        state: ReturnState,
+    },
+    /// A return exchanged for a new order.
+    ReturnExchanged {
+        rma: ReturnId,
+        order: OrderId,
+    },
+    Order(OrderView),
+    Orders(OrderPage),
+    Shipment(ShipmentView),
+    Shipments(ShipmentPage),
+    Return(ReturnView),
+    Kpis(KpiView),
 }

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::order::{Channel, OrderId, OrderState, ReturnId, ShipmentId};
+
 /// Engine-assigned id of a hold; sequential from 1.
 pub type HoldId = u64;
 
@@ -72,6 +74,22 @@ pub enum Query {
     Locations,
     /// Every cell whose `available` is below zero.
     Shortages,
+    /// An order by id, with its shipments and routing decision.
+    Order { order: OrderId },
+    /// An order by its channel's own number.
+    OrderByNumber { channel: Channel, external_number: String },
+    /// A customer's orders, newest first: those placed before `before` (an order id
+    /// from the previous page's `next`), at most `limit`.
+    CustomerOrders { customer: String, before: Option<OrderId>, limit: u32 },
+    /// Orders in `state` (and with a shipment at `location`, when given), oldest first:
+    /// ids after `after`, at most `limit`.
+    OrdersByState { state: OrderState, location: Option<String>, after: Option<OrderId>, limit: u32 },
+    /// A location's pick list: its shipments released to the floor or being picked,
+    /// oldest first.
+    PickList { location: String, after: Option<ShipmentId>, limit: u32 },
+    Shipment { shipment: ShipmentId },
+    Return { rma: ReturnId },
+    Kpis,
 }
 
 /// How a hold was resolved.

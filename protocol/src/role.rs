@@ -7,9 +7,10 @@ use crate::message::{Command, RequestBody};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {
-    /// Holds (reserve, extend, release, commit) and every query.
+    /// Holds (reserve, extend, release, commit), placing orders, payment events, and
+    /// every query.
     Checkout,
-    /// Shipment transitions and pick lists, and every query.
+    /// Shipment steps, short picks and return receipts, and every query.
     Fulfilment,
     /// Everything, including locations and stock.
     Admin,
@@ -51,8 +52,17 @@ impl Role {
                     | Command::ExtendHold { .. }
                     | Command::ReleaseHold { .. }
                     | Command::CommitHold { .. }
+                    | Command::ReserveRouted { .. }
+                    | Command::PlaceOrder(_)
+                    | Command::RecordPayment { .. }
             ),
-            Role::Fulfilment | Role::Read => false,
+            Role::Fulfilment => matches!(
+                command,
+                Command::AdvanceShipment { .. }
+                    | Command::ShortPick { .. }
+                    | Command::ReceiveReturn { .. }
+            ),
+            Role::Read => false,
         }
     }
 }
@@ -85,11 +95,25 @@ mod tests {
     #[test]
     fn read_and_fulfilment_may_query_but_not_hold() {
         let reserve = command(Command::Reserve { lines: vec![], ttl_ms: None });
+        assert!(Role::Checkout.permits(&RequestBody::Query(Query::Kpis)));
         for role in [Role::Read, Role::Fulfilment] {
             assert!(role.permits(&RequestBody::Query(Query::Locations)));
             assert!(role.permits(&RequestBody::Ping));
             assert!(!role.permits(&reserve));
         }
+    }
+
+    #[test]
+    fn fulfilment_may_move_shipments_but_not_place_orders() {
+        let advance = command(Command::AdvanceShipment {
+            shipment: 1,
+            step: crate::order::ShipmentStep::Release,
+        });
+        let cancel = command(Command::CancelOrder { order: 1, reason: "customer".into() });
+        assert!(Role::Fulfilment.permits(&advance));
+        assert!(!Role::Fulfilment.permits(&cancel));
+        assert!(!Role::Checkout.permits(&advance));
+        assert!(Role::Admin.permits(&cancel) && Role::Admin.permits(&advance));
     }
 
     #[test]

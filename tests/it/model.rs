@@ -298,6 +298,7 @@ impl Model {
                 self.keys.retain(|_, (_, _, at)| *at + KEY_KEPT_MS > now);
                 Ok(Reply::Ticked { expired })
             }
+            order => unreachable!("this model draws no {} (orders have their own)", order.name()),
         }
     }
 

@@ -7,6 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 pub use allot_protocol::model::{LineRequest, LocationKind, LocationSpec, Query, ShippingCost};
+pub use allot_protocol::order::{
+    Address, Channel, DeliveryRequest, ItemQuantity, OrderHoldReason, OrderId, OrderLine,
+    PaymentEvent, PlaceOrder, ReturnCondition, ReturnId, ReturnReceipt, ShipmentId, ShipmentStep,
+};
 
 use super::ids::HoldId;
 
@@ -56,6 +60,29 @@ pub enum Command {
     /// The engine clock advanced: expire due holds and forget retained records past
     /// their retention. Issued only by the sequencer, logged like any other command.
     Tick,
+    /// Hold stock for a cart whose lines name no location; routing picks them.
+    ReserveRouted { lines: Vec<ItemQuantity>, destination: DeliveryRequest, ttl_ms: Option<u64> },
+    /// Place an order: convert a hold, or route and allocate afresh.
+    PlaceOrder(PlaceOrder),
+    /// A payment event for an order.
+    RecordPayment { order: OrderId, event: PaymentEvent, amount_minor: i64, reference: String },
+    /// Stop an order before it leaves.
+    HoldOrder { order: OrderId, reason: OrderHoldReason, note: String },
+    ReleaseOrderHold { order: OrderId },
+    /// Cancel everything of an order that has not left.
+    CancelOrder { order: OrderId, reason: String },
+    CancelShipment { shipment: ShipmentId, reason: String },
+    /// Cancel some units: backordered ones first, then from open shipments.
+    CancelOrderLines { order: OrderId, lines: Vec<ItemQuantity>, reason: String },
+    AdvanceShipment { shipment: ShipmentId, step: ShipmentStep },
+    /// Units a location could not find: written off there, routed again or backordered.
+    ShortPick { shipment: ShipmentId, missing: Vec<ItemQuantity> },
+    AllocateBackorders { order: OrderId },
+    RequestReturn { order: OrderId, lines: Vec<ItemQuantity>, reason: String },
+    AuthoriseReturn { rma: ReturnId },
+    ReceiveReturn { rma: ReturnId, location: String, lines: Vec<ReturnReceipt> },
+    RefundReturn { rma: ReturnId, amount_minor: i64 },
+    ExchangeReturn { rma: ReturnId, order: PlaceOrder },
 }
 
 impl Command {
@@ -74,6 +101,22 @@ impl Command {
             Command::ReleaseHold { .. } => "release_hold",
             Command::CommitHold { .. } => "commit_hold",
             Command::Tick => "tick",
+            Command::ReserveRouted { .. } => "reserve_routed",
+            Command::PlaceOrder(_) => "place_order",
+            Command::RecordPayment { .. } => "record_payment",
+            Command::HoldOrder { .. } => "hold_order",
+            Command::ReleaseOrderHold { .. } => "release_order_hold",
+            Command::CancelOrder { .. } => "cancel_order",
+            Command::CancelShipment { .. } => "cancel_shipment",
+            Command::CancelOrderLines { .. } => "cancel_order_lines",
+            Command::AdvanceShipment { .. } => "advance_shipment",
+            Command::ShortPick { .. } => "short_pick",
+            Command::AllocateBackorders { .. } => "allocate_backorders",
+            Command::RequestReturn { .. } => "request_return",
+            Command::AuthoriseReturn { .. } => "authorise_return",
+            Command::ReceiveReturn { .. } => "receive_return",
+            Command::RefundReturn { .. } => "refund_return",
+            Command::ExchangeReturn { .. } => "exchange_return",
         }
     }
 }
@@ -106,6 +149,34 @@ impl From<allot_protocol::Command> for Command {
             Wire::ExtendHold { hold, ttl_ms } => Command::ExtendHold { hold, ttl_ms },
             Wire::ReleaseHold { hold, lines } => Command::ReleaseHold { hold, lines },
             Wire::CommitHold { hold, order_number } => Command::CommitHold { hold, order_number },
+            Wire::ReserveRouted { lines, destination, ttl_ms } => {
+                Command::ReserveRouted { lines, destination, ttl_ms }
+            }
+            Wire::PlaceOrder(order) => Command::PlaceOrder(order),
+            Wire::RecordPayment { order, event, amount_minor, reference } => {
+                Command::RecordPayment { order, event, amount_minor, reference }
+            }
+            Wire::HoldOrder { order, reason, note } => Command::HoldOrder { order, reason, note },
+            Wire::ReleaseOrderHold { order } => Command::ReleaseOrderHold { order },
+            Wire::CancelOrder { order, reason } => Command::CancelOrder { order, reason },
+            Wire::CancelShipment { shipment, reason } => {
+                Command::CancelShipment { shipment, reason }
+            }
+            Wire::CancelOrderLines { order, lines, reason } => {
+                Command::CancelOrderLines { order, lines, reason }
+            }
+            Wire::AdvanceShipment { shipment, step } => Command::AdvanceShipment { shipment, step },
+            Wire::ShortPick { shipment, missing } => Command::ShortPick { shipment, missing },
+            Wire::AllocateBackorders { order } => Command::AllocateBackorders { order },
+            Wire::RequestReturn { order, lines, reason } => {
+                Command::RequestReturn { order, lines, reason }
+            }
+            Wire::AuthoriseReturn { rma } => Command::AuthoriseReturn { rma },
+            Wire::ReceiveReturn { rma, location, lines } => {
+                Command::ReceiveReturn { rma, location, lines }
+            }
+            Wire::RefundReturn { rma, amount_minor } => Command::RefundReturn { rma, amount_minor },
+            Wire::ExchangeReturn { rma, order } => Command::ExchangeReturn { rma, order },
         }
     }
 }

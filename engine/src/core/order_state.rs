@@ -1,36 +1,7 @@
 //! An order's aggregate state (DESIGN §2), derived from its quantities and flags rather
 //! than stored, so it can never disagree with its shipments and lines.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum OrderState {
-    /// Placed, waiting for a usable payment.
-    Pending,
-    /// Paid (authorised or captured), allocated, nothing started.
-    Confirmed,
-    /// Stopped by a manual or fraud hold before everything left.
-    OnHold,
-    /// Some units wait for stock.
-    Backordered,
-    /// A location has started on it.
-    InProgress,
-    PartiallyShipped,
-    Shipped,
-    Delivered,
-    PartiallyReturned,
-    Returned,
-    Cancelled,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum PaymentState {
-    Pending,
-    Authorised,
-    Captured,
-    Failed,
-    Refunded,
-}
+pub use allot_protocol::order::{OrderState, PaymentState};
 
 /// Unit counts over all of an order's lines, and its flags. Every live unit (ordered
 /// minus cancelled) is in exactly one of backordered, allocated, in progress or shipped;

@@ -6,6 +6,10 @@ use super::ids::HoldId;
 pub use allot_protocol::model::{
     CellView, HoldLineView, HoldState, HoldView, LocationView, Resolution,
 };
+pub use allot_protocol::order::{
+    KpiView, OrderId, OrderPage, OrderState, OrderView, ReturnId, ReturnState, ReturnView,
+    ShipmentId, ShipmentPage, ShipmentState, ShipmentView,
+};
 
 /// The answer to one command or query.
 pub type Outcome = Result<Reply, EngineError>;
@@ -43,6 +47,46 @@ pub enum Reply {
     Ticked {
         expired: u32,
     },
+    RoutedHoldPlaced {
+        hold: HoldId,
+        expires_at_ms: u64,
+        lines: Vec<HoldLineView>,
+    },
+    OrderPlaced {
+        order: OrderId,
+        state: OrderState,
+        shipments: Vec<ShipmentId>,
+        backordered_units: u64,
+    },
+    OrderChanged {
+        order: OrderId,
+        state: OrderState,
+    },
+    ShipmentChanged {
+        shipment: ShipmentId,
+        state: ShipmentState,
+        order_state: OrderState,
+    },
+    ShortPicked {
+        shipment: ShipmentId,
+        state: ShipmentState,
+        rerouted: Vec<ShipmentId>,
+        backordered_units: u64,
+    },
+    ReturnChanged {
+        rma: ReturnId,
+        state: ReturnState,
+    },
+    ReturnExchanged {
+        rma: ReturnId,
+        order: OrderId,
+    },
+    Order(OrderView),
+    Orders(OrderPage),
+    Shipment(ShipmentView),
+    Shipments(ShipmentPage),
+    Return(ReturnView),
+    Kpis(KpiView),
 }
 
 /// A typed error: the wire maps each variant to an error code (DESIGN §4).
@@ -57,8 +101,11 @@ pub enum EngineError {
     InsufficientStock { line: u32, available: i64 },
     /// The hold was already resolved; `how` says which way.
     AlreadyResolved { how: Resolution },
-    /// The idempotency key was used before with a different request.
+    /// The idempotency key was used before with a different request (or an order's
+    /// external number with a different order).
     IdempotencyConflict,
+    /// The order, shipment or return is in state `from`, which does not allow the change.
+    InvalidTransition { from: String },
     /// A cycle count's expected quantity no longer matches `on_hand`.
     CompareFailed { actual: u32 },
     /// A memory limit is reached; nothing was applied, and a retry later may succeed.
@@ -78,6 +125,9 @@ impl std::fmt::Display for EngineError {
             EngineError::AlreadyResolved { how } => write!(f, "hold already {how}"),
             EngineError::IdempotencyConflict => {
                 write!(f, "idempotency key already used with a different request")
+            }
+            EngineError::InvalidTransition { from } => {
+                write!(f, "invalid transition from state {from}")
             }
             EngineError::CompareFailed { actual } => {
                 write!(f, "on_hand is {actual}, not the expected quantity")

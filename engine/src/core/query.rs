@@ -36,6 +36,7 @@ impl State {
                 Ok(Reply::Locations(locations))
             }
             Query::Shortages => Ok(Reply::Cells(self.shortages())),
+            _ => Err(EngineError::Unavailable("orders are not built yet".into())),
         }
     }
 

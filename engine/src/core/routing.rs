@@ -88,34 +88,7 @@ pub struct Allocation {
     pub lines: Vec<Need>,
 }
 
-/// The rule that decided the plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// Pickup: the order stays at its store.
-    Pickup,
-    /// One location had everything; it scored lowest among those that did.
-    OneLocation,
-    /// No single location could; split over the fewest found.
-    Split,
-    /// No location could supply anything.
-    NoLocation,
-}
-
-/// What routing made of one location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Chosen,
-    Inactive,
-    DoesNotShip,
-    NoPickup,
-    /// Not the order's pickup store.
-    NotThePickupStore,
-    AtCapacity,
-    /// Has none of what the order still needed when it was considered.
-    NoStock,
-    /// Passed the filter; routing chose others (or, before choosing, has not yet).
-    Eligible,
-}
+pub use allot_protocol::order::{RoutingRule as Rule, Verdict};
 
 /// Why a location was or was not chosen, with the figures that decided it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,31 +9,11 @@
 //! either:  any state before it leaves the building → cancelled
 //! ```
 
-use serde::{Deserialize, Serialize};
-
-/// How a shipment reaches the customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Delivery {
-    Ship,
-    Pickup,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ShipmentState {
-    Allocated,
-    Released,
-    Picking,
-    Packed,
-    Shipped,
-    Delivered,
-    ReadyForPickup,
-    PickedUp,
-    Cancelled,
-}
+pub use allot_protocol::order::{Delivery, ShipmentState};
 
 /// What happens to a shipment. Carrier and tracking ride with `Ship` in the command; the
 /// table only needs to know that it shipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ShipmentEvent {
     Release,
     StartPicking,
@@ -45,13 +25,23 @@ pub enum ShipmentEvent {
     Cancel,
 }
 
-impl ShipmentState {
+/// The lifecycle rules on the wire's `ShipmentState`.
+pub trait Lifecycle: Sized {
     /// The state `event` moves a `delivery` shipment to, or `Err(self)` if it may not.
-    pub fn after(
-        self,
-        delivery: Delivery,
-        event: ShipmentEvent,
-    ) -> Result<ShipmentState, ShipmentState> {
+    fn after(self, delivery: Delivery, event: ShipmentEvent) -> Result<Self, Self>;
+    /// Still in the building: its stock is allocated, not yet consumed.
+    fn is_open(self) -> bool;
+    /// Work has started at the location (released to the floor or further).
+    fn is_in_progress(self) -> bool;
+    /// Left the location: shipping consumed `on_hand` (DESIGN §2).
+    fn has_left(self) -> bool;
+    /// In the customer's hands.
+    fn is_delivered(self) -> bool;
+}
+
+impl Lifecycle for ShipmentState {
+    /// The state `event` moves a `delivery` shipment to, or `Err(self)` if it may not.
+    fn after(self, delivery: Delivery, event: ShipmentEvent) -> Result<ShipmentState, ShipmentState> {
         use ShipmentEvent as E;
         use ShipmentState as S;
         let next = match (delivery, self, event) {
@@ -62,14 +52,14 @@ impl ShipmentState {
             (Delivery::Ship, S::Shipped, E::Deliver) => S::Delivered,
             (Delivery::Pickup, S::Packed, E::ReadyForPickup) => S::ReadyForPickup,
             (Delivery::Pickup, S::ReadyForPickup, E::PickUp) => S::PickedUp,
-            (_, state, E::Cancel) if state.may_cancel() => S::Cancelled,
+            (_, state, E::Cancel) if state.is_open() => S::Cancelled,
             _ => return Err(self),
         };
         Ok(next)
     }
 
     /// Still in the building: its stock is allocated, not yet consumed.
-    pub fn is_open(self) -> bool {
+    fn is_open(self) -> bool {
         matches!(
             self,
             ShipmentState::Allocated
@@ -81,36 +71,18 @@ impl ShipmentState {
     }
 
     /// Work has started at the location (released to the floor or further).
-    pub fn is_in_progress(self) -> bool {
+    fn is_in_progress(self) -> bool {
         self.is_open() && self != ShipmentState::Allocated
     }
 
     /// Left the location: shipping consumed `on_hand` (DESIGN §2).
-    pub fn has_left(self) -> bool {
+    fn has_left(self) -> bool {
         matches!(self, ShipmentState::Shipped | ShipmentState::Delivered | ShipmentState::PickedUp)
     }
 
     /// In the customer's hands.
-    pub fn is_delivered(self) -> bool {
+    fn is_delivered(self) -> bool {
         matches!(self, ShipmentState::Delivered | ShipmentState::PickedUp)
-    }
-
-    fn may_cancel(self) -> bool {
-        self.is_open()
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ShipmentState::Allocated => "allocated",
-            ShipmentState::Released => "released",
-            ShipmentState::Picking => "picking",
-            ShipmentState::Packed => "packed",
-            ShipmentState::Shipped => "shipped",
-            ShipmentState::Delivered => "delivered",
-            ShipmentState::ReadyForPickup => "ready_for_pickup",
-            ShipmentState::PickedUp => "picked_up",
-            ShipmentState::Cancelled => "cancelled",
-        }
     }
 }
 

@@ -115,6 +115,7 @@ impl State {
                 self.commit_hold(*hold, order_number, now_ms)
             }
             Command::Tick => Ok(self.tick(now_ms)),
+            _ => Err(EngineError::Unavailable("orders are not built yet".into())),
         }
     }
 
