@@ -9,6 +9,10 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use crate::error::ClientError;
 
 /// What a waiter receives.
+///
+/// `One` is far larger than `Batch` since a reply can carry a whole order view; an answer
+/// is moved once, from the reader task to its waiter, so it is not worth a `Box`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Answer {
     One(Result<Reply, Error>),
