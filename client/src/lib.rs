@@ -18,6 +18,7 @@ pub mod config;
 mod connection;
 mod error;
 mod key;
+mod orders;
 mod pending;
 mod tls;
 mod typed;
@@ -29,4 +30,8 @@ pub use client::Client;
 pub use config::{ClientCert, ClientConfig, Trust};
 pub use error::ClientError;
 pub use key::CLIENT_ID_BYTES;
+pub use orders::{
+    OrderChanged, OrderPlaced, ReturnChanged, ReturnExchanged, RoutedHoldPlaced, ShipmentChanged,
+    ShortPicked,
+};
 pub use typed::{HoldPlaced, HoldReleased, reply_name};

@@ -327,7 +327,7 @@ fn location_reply(reply: Reply) -> Result<LocationSpec, ClientError> {
     }
 }
 
-fn unexpected<T>(wanted: &str, got: &Reply) -> Result<T, ClientError> {
+pub(crate) fn unexpected<T>(wanted: &str, got: &Reply) -> Result<T, ClientError> {
     Err(ClientError::Protocol(format!("expected a {wanted} reply, got {}", reply_name(got))))
 }
 

@@ -6,6 +6,7 @@ mod mock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use allot_client::protocol::order::{Channel, DeliveryRequest, OrderLine, OrderState, PlaceOrder};
 use allot_client::protocol::{Command, ErrorCode, Reply, RequestBody, Role};
 use allot_client::{Client, ClientConfig, ClientError, Trust};
 use mock::{GARBAGE, LIMITS, Mock, SILENT};
@@ -182,4 +183,51 @@ async fn the_client_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Client>();
     assert_send_sync::<ClientConfig>();
+}
+
+fn web_order(number: &str, lines: u32) -> PlaceOrder {
+    PlaceOrder {
+        channel: Channel::Web,
+        external_number: number.into(),
+        customer: "C-1".into(),
+        delivery: DeliveryRequest::Pickup { location: "LDN".into() },
+        currency: "EUR".into(),
+        lines: (0..lines)
+            .map(|n| OrderLine { sku: format!("SKU-{n}"), quantity: 1, unit_price_minor: 100 })
+            .collect(),
+        hold: None,
+        allow_backorder: false,
+    }
+}
+
+#[tokio::test]
+async fn a_placed_order_comes_back_typed_and_a_keyed_retry_gets_the_first_answer() {
+    let mock = Mock::start();
+    let client = mock.client().await;
+    let placed = client.place_order(web_order("W-1", 2)).await.unwrap();
+    assert_eq!(placed.state, OrderState::Pending);
+    assert_eq!(placed.shipments, [placed.order * 100 + 1, placed.order * 100 + 2]);
+    let first = client.place_order_with_key("order-W-2", web_order("W-2", 1)).await.unwrap();
+    let again = mock.client().await;
+    let retry = again.place_order_with_key("order-W-2", web_order("W-2", 1)).await.unwrap();
+    assert_eq!(retry, first);
+    assert_eq!(mock.state.applied.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_pick_list_is_read_page_by_page_through_its_cursor() {
+    let mock = Mock::start();
+    let client = mock.client().await;
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client.pick_list("LDN", after, 2).await.unwrap();
+        assert!(page.shipments.len() <= 2);
+        seen.extend(page.shipments.iter().map(|shipment| shipment.shipment));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
 }

@@ -421,6 +421,183 @@ mod tests {
         assert_eq!(error.code, crate::ErrorCode::InvalidArgument);
     }
 
+    fn order_line(quantity: u32, unit_price_minor: i64) -> crate::order::OrderLine {
+        crate::order::OrderLine { sku: "SKU-1".into(), quantity, unit_price_minor }
+    }
+
+    fn address(country: &str) -> Address {
+        Address {
+            latitude_e6: 51_501_009,
+            longitude_e6: -141_588,
+            country: country.into(),
+            postcode: "SW1A 1AA".into(),
+        }
+    }
+
+    fn order(lines: Vec<crate::order::OrderLine>) -> PlaceOrder {
+        PlaceOrder {
+            channel: crate::order::Channel::Web,
+            external_number: "W-1".into(),
+            customer: "C-1".into(),
+            delivery: DeliveryRequest::Ship { to: address("GB") },
+            currency: "GBP".into(),
+            lines,
+            hold: None,
+            allow_backorder: false,
+        }
+    }
+
+    fn place(order: PlaceOrder) -> Checked {
+        command(&Command::PlaceOrder(order))
+    }
+
+    #[test]
+    fn a_well_formed_order_passes() {
+        assert_eq!(place(order(vec![order_line(2, 1_500), order_line(1, 999)])), Ok(()));
+        let pickup = PlaceOrder {
+            delivery: DeliveryRequest::Pickup { location: "LDN".into() },
+            ..order(vec![order_line(1, 1)])
+        };
+        assert_eq!(place(pickup), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_quantity_order_line_is_refused_naming_the_field() {
+        assert_eq!(place(order(vec![order_line(0, 100)])), Err("line quantity is zero".into()));
+        let over = order(vec![order_line(QUANTITY_PER_LINE_MAX + 1, 100)]);
+        assert!(place(over).unwrap_err().starts_with("line quantity"));
+    }
+
+    #[test]
+    fn a_negative_or_overlarge_unit_price_is_refused_but_a_free_item_is_not() {
+        let negative = place(order(vec![order_line(1, -1)])).unwrap_err();
+        assert!(negative.starts_with("unit price -1 is outside"), "{negative}");
+        let over = place(order(vec![order_line(1, PRICE_MINOR_MAX + 1)])).unwrap_err();
+        assert!(over.starts_with("unit price"), "{over}");
+        assert_eq!(place(order(vec![order_line(1, 0)])), Ok(()));
+        assert_eq!(place(order(vec![order_line(1, PRICE_MINOR_MAX)])), Ok(()));
+    }
+
+    #[test]
+    fn a_currency_must_be_three_upper_case_letters() {
+        for bad in ["", "GB", "gbp", "GBPX", "G8P", "ÉUR"] {
+            let wrong = PlaceOrder { currency: bad.into(), ..order(vec![order_line(1, 1)]) };
+            let error = place(wrong).unwrap_err();
+            assert!(error.contains("is not an ISO 4217 code"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_country_must_be_two_upper_case_letters() {
+        for bad in ["", "G", "gb", "GBR", "G1"] {
+            let wrong = PlaceOrder {
+                delivery: DeliveryRequest::Ship { to: address(bad) },
+                ..order(vec![order_line(1, 1)])
+            };
+            let error = place(wrong).unwrap_err();
+            assert!(error.contains("is not an ISO 3166 alpha-2 code"), "{bad:?}: {error}");
+        }
+        let routed = Command::ReserveRouted {
+            lines: vec![ItemQuantity { sku: "SKU-1".into(), quantity: 1 }],
+            destination: DeliveryRequest::Ship { to: address("gb") },
+            ttl_ms: None,
+        };
+        assert!(command(&routed).unwrap_err().contains("ISO 3166"));
+    }
+
+    #[test]
+    fn an_order_needs_one_to_64_lines() {
+        assert_eq!(place(order(vec![])), Err("an order needs at least one line".into()));
+        assert_eq!(place(order(vec![order_line(1, 1); LINES_PER_ORDER_MAX])), Ok(()));
+        let error = place(order(vec![order_line(1, 1); LINES_PER_ORDER_MAX + 1])).unwrap_err();
+        assert_eq!(error, "65 order lines, over 64");
+    }
+
+    #[test]
+    fn an_exchange_checks_its_order_as_placing_one_does() {
+        let exchange = Command::ExchangeReturn { rma: 1, order: order(vec![order_line(0, 1)]) };
+        assert_eq!(command(&exchange), Err("line quantity is zero".into()));
+    }
+
+    #[test]
+    fn a_negative_payment_or_refund_is_refused() {
+        let payment = |amount_minor| Command::RecordPayment {
+            order: 1,
+            event: crate::order::PaymentEvent::Authorised,
+            amount_minor,
+            reference: "psp-1".into(),
+        };
+        assert!(command(&payment(-1)).unwrap_err().starts_with("payment amount -1"));
+        assert_eq!(command(&payment(0)), Ok(()));
+        let refund = Command::RefundReturn { rma: 1, amount_minor: -5 };
+        assert!(command(&refund).unwrap_err().starts_with("refund amount -5"));
+    }
+
+    #[test]
+    fn a_page_limit_of_zero_or_over_1000_is_refused_on_every_paged_query() {
+        let paged = |limit| {
+            [
+                Query::CustomerOrders { customer: "C-1".into(), before: None, limit },
+                Query::OrdersByState {
+                    state: crate::order::OrderState::Confirmed,
+                    location: None,
+                    after: None,
+                    limit,
+                },
+                Query::PickList { location: "LDN".into(), after: Some(9), limit },
+            ]
+        };
+        for refused in [0, PAGE_LIMIT_MAX + 1] {
+            for paged in paged(refused) {
+                let error = query(&paged).unwrap_err();
+                assert_eq!(error, format!("page limit {refused} is outside 1..=1000"));
+            }
+        }
+        for accepted in [1, PAGE_LIMIT_MAX] {
+            assert!(paged(accepted).iter().all(|paged| query(paged).is_ok()));
+        }
+    }
+
+    #[test]
+    fn a_ship_step_needs_a_carrier_and_a_tracking_number() {
+        let ship = |carrier: &str, tracking: &str| Command::AdvanceShipment {
+            shipment: 1,
+            step: ShipmentStep::Ship { carrier: carrier.into(), tracking: tracking.into() },
+        };
+        assert_eq!(command(&ship("", "JD01")), Err("carrier is empty".into()));
+        assert_eq!(command(&ship("DHL", "")), Err("tracking number is empty".into()));
+        let long = "C".repeat(CARRIER_BYTES_MAX + 1);
+        assert!(command(&ship(&long, "JD01")).unwrap_err().contains("over 32"));
+        assert_eq!(command(&ship("DHL", "JD01")), Ok(()));
+        let pack = Command::AdvanceShipment { shipment: 1, step: ShipmentStep::Pack };
+        assert_eq!(command(&pack), Ok(()));
+    }
+
+    #[test]
+    fn short_picks_cancellations_and_returns_need_lines_with_quantities() {
+        let item = |quantity| ItemQuantity { sku: "SKU-1".into(), quantity };
+        let short = Command::ShortPick { shipment: 1, missing: vec![] };
+        assert_eq!(command(&short), Err("missing lines need at least one line".into()));
+        let cancel =
+            Command::CancelOrderLines { order: 1, lines: vec![item(0)], reason: "r".into() };
+        assert_eq!(command(&cancel), Err("line quantity is zero".into()));
+        let request =
+            Command::RequestReturn { order: 1, lines: vec![item(1)], reason: String::new() };
+        assert_eq!(command(&request), Err("reason is empty".into()));
+    }
+
+    #[test]
+    fn a_damaged_receipt_needs_a_reason() {
+        let receive = |condition| Command::ReceiveReturn {
+            rma: 1,
+            location: "LDN".into(),
+            lines: vec![ReturnReceipt { sku: "SKU-1".into(), quantity: 1, condition }],
+        };
+        let damaged = receive(ReturnCondition::Damaged { reason: String::new() });
+        assert_eq!(command(&damaged), Err("damage reason is empty".into()));
+        assert_eq!(command(&receive(ReturnCondition::Resellable)), Ok(()));
+    }
+
     #[test]
     fn an_empty_or_oversized_batch_is_refused() {
         assert!(batch(&[]).is_err());

@@ -3,6 +3,12 @@
 
 use allot_protocol::codec::{decode_client, decode_server, encode_payload, frame};
 use allot_protocol::limits;
+use allot_protocol::order::{
+    Address, Channel, Delivery, DeliveryRequest, ItemQuantity, KpiView, OrderHoldReason, OrderLine,
+    OrderPage, OrderState, OrderView, PaymentEvent, PaymentState, PlaceOrder, ReturnCondition,
+    ReturnState, ReturnView, RoutingRule, RoutingView, ShipmentPage, ShipmentState, ShipmentStep,
+    ShipmentView, Verdict,
+};
 use allot_protocol::{
     CellView, ClientFrame, Command, Error, ErrorCode, Hello, HoldLineView, HoldState, HoldView,
     LineRequest, LocationKind, LocationSpec, Query, Reply, Request, RequestBody, Resolution,
@@ -83,6 +89,13 @@ const VECTOR_NAMES: &[&str] = &[
     "set_safety_stock",
     "transfer",
     "transferred",
+    "place_order",
+    "order_placed",
+    "advance_shipment_ship",
+    "shipment_changed",
+    "query_pick_list",
+    "pick_list",
+    "invalid_transition",
 ];
 
 fn request(id: u64, body: RequestBody) -> ClientFrame {
@@ -128,6 +141,30 @@ fn hold_view(state: HoldState, resolved_at_ms: Option<u64>, order: Option<&str>)
         expires_at_ms: 1_700_000_600_000,
         resolved_at_ms,
         order_number: order.map(str::to_owned),
+    }
+}
+
+/// The order of the `place_order` vector: shipped to London, two lines, no hold.
+fn sample_order() -> PlaceOrder {
+    PlaceOrder {
+        channel: Channel::Web,
+        external_number: "W-1001".into(),
+        customer: "C-42".into(),
+        delivery: DeliveryRequest::Ship {
+            to: Address {
+                latitude_e6: 51_501_009,
+                longitude_e6: -141_588,
+                country: "GB".into(),
+                postcode: "SW1A 1AA".into(),
+            },
+        },
+        currency: "GBP".into(),
+        lines: vec![
+            OrderLine { sku: "TEE-RED-M".into(), quantity: 2, unit_price_minor: 1_500 },
+            OrderLine { sku: "CAP-BLK".into(), quantity: 1, unit_price_minor: 999 },
+        ],
+        hold: None,
+        allow_backorder: false,
     }
 }
 
@@ -292,6 +329,70 @@ fn vector_message(name: &str) -> Option<Message> {
                 to: cell_view("MAN-2", [5, 0, 0, 0], 5),
             }),
         )),
+        "place_order" => {
+            Client(command(20, Some("web-W-1001"), Command::PlaceOrder(sample_order())))
+        }
+        "order_placed" => Server(response(
+            20,
+            Ok(Reply::OrderPlaced {
+                order: 501,
+                state: OrderState::Pending,
+                shipments: vec![901, 902],
+                backordered_units: 0,
+            }),
+        )),
+        "advance_shipment_ship" => Client(command(
+            21,
+            None,
+            Command::AdvanceShipment {
+                shipment: 901,
+                step: ShipmentStep::Ship {
+                    carrier: "DHL".into(),
+                    tracking: "JD014600003828".into(),
+                },
+            },
+        )),
+        "shipment_changed" => Server(response(
+            21,
+            Ok(Reply::ShipmentChanged {
+                shipment: 901,
+                state: ShipmentState::Shipped,
+                order_state: OrderState::PartiallyShipped,
+            }),
+        )),
+        "query_pick_list" => Client(request(
+            22,
+            RequestBody::Query(Query::PickList {
+                location: "MAN-2".into(),
+                after: None,
+                limit: 50,
+            }),
+        )),
+        "pick_list" => Server(response(
+            22,
+            Ok(Reply::Shipments(ShipmentPage {
+                shipments: vec![ShipmentView {
+                    shipment: 902,
+                    order: 501,
+                    location: "MAN-2".into(),
+                    delivery: Delivery::Ship,
+                    state: ShipmentState::Released,
+                    lines: vec![ItemQuantity { sku: "CAP-BLK".into(), quantity: 1 }],
+                    carrier: None,
+                    tracking: None,
+                    created_at_ms: 1_700_000_100_000,
+                    updated_at_ms: 1_700_000_160_000,
+                }],
+                next: None,
+            })),
+        )),
+        "invalid_transition" => Server(response(
+            23,
+            Err(Error::new(
+                ErrorCode::InvalidTransition { from: "released".into() },
+                "invalid transition from state released",
+            )),
+        )),
         _ => return None,
     })
 }
@@ -415,6 +516,29 @@ fn an_upsert_location_encodes_as_documented() {
     assert_vector("upsert_location");
 }
 
+#[test]
+fn a_shipped_two_line_order_without_a_hold_and_its_answer_encode_as_documented() {
+    assert_vector("place_order");
+    assert_vector("order_placed");
+}
+
+#[test]
+fn a_ship_step_with_carrier_and_tracking_and_its_answer_encode_as_documented() {
+    assert_vector("advance_shipment_ship");
+    assert_vector("shipment_changed");
+}
+
+#[test]
+fn a_pick_list_query_and_its_page_encode_as_documented() {
+    assert_vector("query_pick_list");
+    assert_vector("pick_list");
+}
+
+#[test]
+fn an_invalid_transition_error_encodes_as_documented() {
+    assert_vector("invalid_transition");
+}
+
 /// The rows `| index | variant | …` of the table under the heading "### `NAME`".
 fn documented_variants(document: &str, type_name: &str) -> Vec<(u32, String)> {
     let heading = format!("### `{type_name}`");
@@ -484,6 +608,85 @@ fn sample_spec() -> LocationSpec {
 
 fn sample_cell() -> CellView {
     cell_view("L", [0; 4], 0)
+}
+
+fn sample_shipment() -> ShipmentView {
+    ShipmentView {
+        shipment: 1,
+        order: 1,
+        location: "L".into(),
+        delivery: Delivery::Pickup,
+        state: ShipmentState::Allocated,
+        lines: vec![],
+        carrier: None,
+        tracking: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    }
+}
+
+fn sample_order_view() -> OrderView {
+    OrderView {
+        order: 1,
+        channel: Channel::Pos,
+        external_number: "P-1".into(),
+        customer: "C".into(),
+        delivery: DeliveryRequest::Pickup { location: "L".into() },
+        currency: "EUR".into(),
+        state: OrderState::Pending,
+        payment: PaymentState::Pending,
+        hold: None,
+        lines: vec![],
+        shipments: vec![],
+        returns: vec![],
+        routing: RoutingView {
+            rule: RoutingRule::Pickup,
+            locations_considered: 1,
+            assessments: vec![],
+        },
+        placed_at_ms: 0,
+        from_hold: None,
+        exchange_for: None,
+        total_minor: 0,
+    }
+}
+
+fn sample_return_view() -> ReturnView {
+    ReturnView {
+        rma: 1,
+        order: 1,
+        state: ReturnState::Requested,
+        reason: "r".into(),
+        lines: vec![],
+        received_at: None,
+        damage_reasons: vec![],
+        refunded_minor: 0,
+        exchange_order: None,
+        requested_at_ms: 0,
+        updated_at_ms: 0,
+    }
+}
+
+fn sample_kpis() -> KpiView {
+    KpiView {
+        orders_by_channel_state: vec![],
+        holds_placed: 0,
+        holds_refused_since_start: 0,
+        hold_success_rate_bp: None,
+        holds_expired: 0,
+        orders_placed: 0,
+        orders_split: 0,
+        split_rate_bp: None,
+        units_ordered: 0,
+        units_filled_at_placement: 0,
+        fill_rate_bp: None,
+        placement_to_ship_p50_ms: None,
+        placement_to_ship_p95_ms: None,
+        units_shipped: 0,
+        units_returned: 0,
+        return_rate_bp: None,
+        open_workload: vec![],
+    }
 }
 
 fn check_variants<T: Serialize + std::fmt::Debug>(
@@ -567,6 +770,31 @@ fn every_variant_index_in_the_document_is_the_codes() {
         Command::ExtendHold { hold: 1, ttl_ms: 1_000 },
         Command::ReleaseHold { hold: 1, lines: vec![] },
         Command::CommitHold { hold: 1, order_number: "O".into() },
+        Command::ReserveRouted {
+            lines: vec![],
+            destination: DeliveryRequest::Pickup { location: location() },
+            ttl_ms: None,
+        },
+        Command::PlaceOrder(sample_order()),
+        Command::RecordPayment {
+            order: 1,
+            event: PaymentEvent::Authorised,
+            amount_minor: 0,
+            reference: "r".into(),
+        },
+        Command::HoldOrder { order: 1, reason: OrderHoldReason::Fraud, note: "n".into() },
+        Command::ReleaseOrderHold { order: 1 },
+        Command::CancelOrder { order: 1, reason: "r".into() },
+        Command::CancelShipment { shipment: 1, reason: "r".into() },
+        Command::CancelOrderLines { order: 1, lines: vec![], reason: "r".into() },
+        Command::AdvanceShipment { shipment: 1, step: ShipmentStep::Release },
+        Command::ShortPick { shipment: 1, missing: vec![] },
+        Command::AllocateBackorders { order: 1 },
+        Command::RequestReturn { order: 1, lines: vec![], reason: "r".into() },
+        Command::AuthoriseReturn { rma: 1 },
+        Command::ReceiveReturn { rma: 1, location: location(), lines: vec![] },
+        Command::RefundReturn { rma: 1, amount_minor: 0 },
+        Command::ExchangeReturn { rma: 1, order: sample_order() },
     ];
     let command_prefix = [&request_prefix[..], &[1, 0, 0, 0, 0]].concat();
     let count = variant_count(&command_prefix, client);
@@ -579,8 +807,17 @@ fn every_variant_index_in_the_document_is_the_codes() {
         Query::Location { location: location() },
         Query::Locations,
         Query::Shortages,
+        Query::Order { order: 1 },
+        Query::OrderByNumber { channel: Channel::Web, external_number: "W".into() },
+        Query::CustomerOrders { customer: "C".into(), before: None, limit: 1 },
+        Query::OrdersByState { state: OrderState::Pending, location: None, after: None, limit: 1 },
+        Query::PickList { location: location(), after: None, limit: 1 },
+        Query::Shipment { shipment: 1 },
+        Query::Return { rma: 1 },
+        Query::Kpis,
     ];
-    let count = variant_count(&[&request_prefix[..], &[2, 0, 0, 0]].concat(), client);
+    let query_prefix = [&request_prefix[..], &[2, 0, 0, 0]].concat();
+    let count = variant_count(&query_prefix, client);
     check_variants(&document, "Query", &samples, count, &mut failures);
 
     let samples = [
@@ -595,8 +832,36 @@ fn every_variant_index_in_the_document_is_the_codes() {
         Reply::HoldReleased { hold: 1, state: HoldState::Held, units_held: 0 },
         Reply::HoldCommitted { hold: 1 },
         Reply::Hold(hold_view(HoldState::Held, None, None)),
+        Reply::RoutedHoldPlaced { hold: 1, expires_at_ms: 0, lines: vec![] },
+        Reply::OrderPlaced {
+            order: 1,
+            state: OrderState::Pending,
+            shipments: vec![],
+            backordered_units: 0,
+        },
+        Reply::OrderChanged { order: 1, state: OrderState::Confirmed },
+        Reply::ShipmentChanged {
+            shipment: 1,
+            state: ShipmentState::Released,
+            order_state: OrderState::InProgress,
+        },
+        Reply::ShortPicked {
+            shipment: 1,
+            state: ShipmentState::Picking,
+            rerouted: vec![],
+            backordered_units: 0,
+        },
+        Reply::ReturnChanged { rma: 1, state: ReturnState::Authorised },
+        Reply::ReturnExchanged { rma: 1, order: 2 },
+        Reply::Order(Box::new(sample_order_view())),
+        Reply::Orders(OrderPage { orders: vec![], next: None }),
+        Reply::Shipment(Box::new(sample_shipment())),
+        Reply::Shipments(ShipmentPage { shipments: vec![], next: None }),
+        Reply::Return(Box::new(sample_return_view())),
+        Reply::Kpis(Box::new(sample_kpis())),
     ];
-    let count = variant_count(&[&response_prefix[..], &[0, 0, 0, 0]].concat(), server);
+    let ok_prefix = [&response_prefix[..], &[0, 0, 0, 0]].concat();
+    let count = variant_count(&ok_prefix, server);
     check_variants(&document, "Reply", &samples, count, &mut failures);
 
     let samples = [
@@ -650,7 +915,163 @@ fn every_variant_index_in_the_document_is_the_codes() {
     let count = variant_count(&[3, 0, 0, 0, 5, 0, 0, 0], server);
     check_variants(&document, "Resolution", &samples, count, &mut failures);
 
+    check_order_variants(&document, &command_prefix, &query_prefix, &ok_prefix, &mut failures);
+
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The variant indices of the order vocabulary (`order.rs`), each reached through a
+/// command, query or reply that carries it.
+fn check_order_variants(
+    document: &str,
+    command_prefix: &[u8],
+    query_prefix: &[u8],
+    ok_prefix: &[u8],
+    failures: &mut Vec<String>,
+) {
+    let concat = |parts: &[&[u8]]| parts.concat();
+    let u64_zero = [0u8; 8];
+    let u32_zero = [0u8; 4];
+
+    // Query::OrderByNumber, then the channel.
+    let count = variant_count(&concat(&[query_prefix, &[7, 0, 0, 0]]), client);
+    check_variants(document, "Channel", &Channel::ALL, count, failures);
+
+    // Query::OrdersByState, then the state.
+    let count = variant_count(&concat(&[query_prefix, &[9, 0, 0, 0]]), client);
+    check_variants(document, "OrderState", &OrderState::ALL, count, failures);
+
+    // Command::ReserveRouted with no lines, then the destination.
+    let count = variant_count(&concat(&[command_prefix, &[11, 0, 0, 0], &u64_zero]), client);
+    let samples = [
+        DeliveryRequest::Ship {
+            to: Address {
+                latitude_e6: 0,
+                longitude_e6: 0,
+                country: "GB".into(),
+                postcode: "P".into(),
+            },
+        },
+        DeliveryRequest::Pickup { location: "L".into() },
+    ];
+    check_variants(document, "DeliveryRequest", &samples, count, failures);
+
+    // Command::RecordPayment for order 0, then the event.
+    let count = variant_count(&concat(&[command_prefix, &[13, 0, 0, 0], &u64_zero]), client);
+    let samples = [
+        PaymentEvent::Authorised,
+        PaymentEvent::Failed,
+        PaymentEvent::Captured,
+        PaymentEvent::Refunded,
+    ];
+    check_variants(document, "PaymentEvent", &samples, count, failures);
+
+    // Command::HoldOrder for order 0, then the reason.
+    let count = variant_count(&concat(&[command_prefix, &[14, 0, 0, 0], &u64_zero]), client);
+    let samples = [OrderHoldReason::Manual, OrderHoldReason::Fraud];
+    check_variants(document, "OrderHoldReason", &samples, count, failures);
+
+    // Command::AdvanceShipment for shipment 0, then the step.
+    let count = variant_count(&concat(&[command_prefix, &[19, 0, 0, 0], &u64_zero]), client);
+    let samples = [
+        ShipmentStep::Release,
+        ShipmentStep::StartPicking,
+        ShipmentStep::Pack,
+        ShipmentStep::Ship { carrier: "C".into(), tracking: "T".into() },
+        ShipmentStep::Deliver,
+        ShipmentStep::ReadyForPickup,
+        ShipmentStep::PickUp,
+    ];
+    check_variants(document, "ShipmentStep", &samples, count, failures);
+
+    // Command::ReceiveReturn for return 0 at "", one line of "" × 0, then its condition.
+    let one = 1u64.to_le_bytes();
+    let prefix =
+        concat(&[command_prefix, &[24, 0, 0, 0], &u64_zero, &u64_zero, &one, &u64_zero, &u32_zero]);
+    let samples = [ReturnCondition::Resellable, ReturnCondition::Damaged { reason: "r".into() }];
+    check_variants(document, "ReturnCondition", &samples, variant_count(&prefix, client), failures);
+
+    // Reply::ShipmentChanged for shipment 0, then the state.
+    let count = variant_count(&concat(&[ok_prefix, &[14, 0, 0, 0], &u64_zero]), server);
+    let samples = [
+        ShipmentState::Allocated,
+        ShipmentState::Released,
+        ShipmentState::Picking,
+        ShipmentState::Packed,
+        ShipmentState::Shipped,
+        ShipmentState::Delivered,
+        ShipmentState::ReadyForPickup,
+        ShipmentState::PickedUp,
+        ShipmentState::Cancelled,
+    ];
+    check_variants(document, "ShipmentState", &samples, count, failures);
+
+    // Reply::ReturnChanged for return 0, then the state.
+    let count = variant_count(&concat(&[ok_prefix, &[16, 0, 0, 0], &u64_zero]), server);
+    let samples = [
+        ReturnState::Requested,
+        ReturnState::Authorised,
+        ReturnState::Received,
+        ReturnState::Refunded,
+        ReturnState::Exchanged,
+    ];
+    check_variants(document, "ReturnState", &samples, count, failures);
+
+    // Reply::Shipment: shipment 0, order 0, location "", then the delivery.
+    let prefix = concat(&[ok_prefix, &[20, 0, 0, 0], &u64_zero, &u64_zero, &u64_zero]);
+    let samples = [Delivery::Ship, Delivery::Pickup];
+    check_variants(document, "Delivery", &samples, variant_count(&prefix, server), failures);
+
+    // Reply::Order: order 0, Web, "", "", pickup at "", currency "", Pending, then the
+    // payment state.
+    let payment_prefix = concat(&[
+        ok_prefix,
+        &[18, 0, 0, 0],
+        &u64_zero,
+        &u32_zero,
+        &u64_zero,
+        &u64_zero,
+        &[1, 0, 0, 0],
+        &u64_zero,
+        &u64_zero,
+        &u32_zero,
+    ]);
+    let samples = [
+        PaymentState::Pending,
+        PaymentState::Authorised,
+        PaymentState::Captured,
+        PaymentState::Failed,
+        PaymentState::Refunded,
+    ];
+    let count = variant_count(&payment_prefix, server);
+    check_variants(document, "PaymentState", &samples, count, failures);
+
+    // … payment Pending, no hold, no lines, shipments or returns, then the routing rule.
+    let rule_prefix = concat(&[&payment_prefix, &u32_zero, &[0], &[0; 24]]);
+    let samples = [
+        RoutingRule::Pickup,
+        RoutingRule::OneLocation,
+        RoutingRule::Split,
+        RoutingRule::NoLocation,
+        RoutingRule::FromHold,
+    ];
+    let count = variant_count(&rule_prefix, server);
+    check_variants(document, "RoutingRule", &samples, count, failures);
+
+    // … rule Pickup, 0 considered, one assessment of "" with zero figures, then its verdict.
+    let verdict_prefix = concat(&[&rule_prefix, &u32_zero, &u32_zero, &one, &u64_zero, &[0; 32]]);
+    let samples = [
+        Verdict::Chosen,
+        Verdict::Inactive,
+        Verdict::DoesNotShip,
+        Verdict::NoPickup,
+        Verdict::NotThePickupStore,
+        Verdict::AtCapacity,
+        Verdict::NoStock,
+        Verdict::Eligible,
+    ];
+    let count = variant_count(&verdict_prefix, server);
+    check_variants(document, "Verdict", &samples, count, failures);
 }
 
 #[test]
@@ -675,6 +1096,14 @@ fn every_limit_in_the_document_is_the_constant_in_limits_rs() {
         ("HOLD_TTL_MS_MAX", limits::HOLD_TTL_MS_MAX),
         ("LATITUDE_E6_MAX", limits::LATITUDE_E6_MAX.unsigned_abs().into()),
         ("LONGITUDE_E6_MAX", limits::LONGITUDE_E6_MAX.unsigned_abs().into()),
+        ("LINES_PER_ORDER_MAX", limits::LINES_PER_ORDER_MAX as u64),
+        ("CUSTOMER_BYTES_MAX", limits::CUSTOMER_BYTES_MAX as u64),
+        ("POSTCODE_BYTES_MAX", limits::POSTCODE_BYTES_MAX as u64),
+        ("CARRIER_BYTES_MAX", limits::CARRIER_BYTES_MAX as u64),
+        ("TRACKING_BYTES_MAX", limits::TRACKING_BYTES_MAX as u64),
+        ("PAYMENT_REFERENCE_BYTES_MAX", limits::PAYMENT_REFERENCE_BYTES_MAX as u64),
+        ("PRICE_MINOR_MAX", limits::PRICE_MINOR_MAX.unsigned_abs()),
+        ("PAGE_LIMIT_MAX", u64::from(limits::PAGE_LIMIT_MAX)),
     ];
     let mut documented = Vec::new();
     for line in document.lines() {

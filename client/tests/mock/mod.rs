@@ -9,6 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use allot_client::protocol::codec::{decode_client, frame};
+use allot_client::protocol::order::{
+    Delivery, ItemQuantity, OrderState, PlaceOrder, ShipmentId, ShipmentPage, ShipmentState,
+    ShipmentView,
+};
 use allot_client::protocol::{
     ALPN, CellView, ClientFrame, Command, Deframer, Error, ErrorCode, PROTOCOL_VERSION, Query,
     Reply, Request, RequestBody, Response, Role, ServerFrame, ServerLimits, Welcome,
@@ -228,6 +232,9 @@ impl State {
             RequestBody::Command { idempotency_key, command } => {
                 self.command(idempotency_key, command)
             }
+            RequestBody::Query(Query::PickList { location, after, limit }) => {
+                Outcome::Answer(Ok(Reply::Shipments(pick_list(&location, after, limit))))
+            }
             RequestBody::Query(_) => Outcome::Answer(Err(Error::invalid("the mock does not know"))),
         }
     }
@@ -239,8 +246,11 @@ impl State {
         if let Some(reply) = self.answered_keys.lock().unwrap().get(&key) {
             return Outcome::Answer(Ok(reply.clone()));
         }
+        if let Command::PlaceOrder(order) = command {
+            return self.place_order(key, order);
+        }
         let Command::Receive { sku, location, quantity } = command else {
-            return Outcome::Answer(Err(Error::invalid("the mock only receives")));
+            return Outcome::Answer(Err(Error::invalid("the mock only receives and places")));
         };
         if quantity == 0 {
             return Outcome::Answer(Err(Error::invalid("quantity is zero")));
@@ -261,6 +271,22 @@ impl State {
     }
 }
 
+impl State {
+    /// Every order gets the next id and one shipment per line, numbered after it.
+    fn place_order(&self, key: String, order: PlaceOrder) -> Outcome {
+        let id = u64::from(self.applied.fetch_add(1, Ordering::SeqCst)) + 1;
+        let shipments = (1..=order.lines.len() as u64).map(|n| id * 100 + n).collect();
+        let reply = Reply::OrderPlaced {
+            order: id,
+            state: OrderState::Pending,
+            shipments,
+            backordered_units: 0,
+        };
+        self.answered_keys.lock().unwrap().insert(key, reply.clone());
+        Outcome::Answer(Ok(reply))
+    }
+}
+
 fn cell(sku: String, location: String, on_hand: u32) -> CellView {
     CellView {
         sku,
@@ -271,4 +297,26 @@ fn cell(sku: String, location: String, on_hand: u32) -> CellView {
         safety_stock: 0,
         available: i64::from(on_hand),
     }
+}
+
+/// Every location's pick list is shipments 1 to 5, released; pages follow the cursor.
+fn pick_list(location: &str, after: Option<ShipmentId>, limit: u32) -> ShipmentPage {
+    const LAST: ShipmentId = 5;
+    let first = after.map_or(1, |after| after + 1);
+    let last = (first + u64::from(limit) - 1).min(LAST);
+    let shipments = (first..=last)
+        .map(|shipment| ShipmentView {
+            shipment,
+            order: 1,
+            location: location.to_owned(),
+            delivery: Delivery::Ship,
+            state: ShipmentState::Released,
+            lines: vec![ItemQuantity { sku: "SKU-1".into(), quantity: 1 }],
+            carrier: None,
+            tracking: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        })
+        .collect();
+    ShipmentPage { shipments, next: (last < LAST).then_some(last) }
 }

@@ -1,4 +1,5 @@
-//! `allot`, the operator CLI: locations, stock, holds and CSV imports against `allotd`.
+//! `allot`, the operator CLI: locations, stock, holds, orders, shipments, returns, KPIs
+//! and CSV imports against `allotd`.
 //!
 //! Exit status: 0 on success, 1 on any error (from the server, the connection, a file or
 //! a failed import row), 2 for bad arguments.

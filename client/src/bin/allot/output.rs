@@ -1,8 +1,15 @@
 //! What the CLI prints: short aligned text for people, JSON for scripts, and errors in
 //! either form.
 
-use allot_client::ClientError;
-use allot_client::protocol::{CellView, HoldState, HoldView, LocationSpec};
+use allot_client::protocol::order::{
+    Delivery, DeliveryRequest, ItemQuantity, KpiView, OrderHoldReason, OrderPage, OrderView,
+    ReturnView, RoutingRule, ShipmentPage, ShipmentView,
+};
+use allot_client::protocol::{CellView, HoldLineView, HoldState, HoldView, LocationSpec};
+use allot_client::{
+    ClientError, OrderChanged, OrderPlaced, ReturnChanged, ReturnExchanged, RoutedHoldPlaced,
+    ShipmentChanged, ShortPicked,
+};
 use serde_json::{Value, json};
 
 use crate::parse::kind_name;
@@ -184,12 +191,394 @@ pub fn hold(view: &HoldView) -> String {
         Some(resolved) => head.push_str(&format!("  resolved {}", utc(resolved))),
         None => head.push_str(&format!("  expires {}", utc(view.expires_at_ms))),
     }
-    let rows: Vec<Vec<String>> = view
-        .lines
+    format!("{head}\n{}", hold_lines(&view.lines))
+}
+
+/// Ids as `901, 902`, or `none`.
+fn ids(ids: &[u64]) -> String {
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Items as the command line takes them: `SKU-1:2, SKU-2:1`.
+fn items(items: &[ItemQuantity]) -> String {
+    let items: Vec<String> =
+        items.iter().map(|item| format!("{}:{}", item.sku, item.quantity)).collect();
+    items.join(", ")
+}
+
+/// Lines of a hold, indented, one cell per line.
+fn hold_lines(lines: &[HoldLineView]) -> String {
+    let rows: Vec<Vec<String>> = lines
         .iter()
         .map(|line| vec![format!("  {}@{}", line.sku, line.location), line.quantity.to_string()])
         .collect();
-    format!("{head}\n{}", table(&rows, &[Align::Left, Align::Right]))
+    table(&rows, &[Align::Left, Align::Right])
+}
+
+/// `order 501 pending, shipments 901, 902`, and the units backordered, if any.
+pub fn order_placed(placed: &OrderPlaced) -> String {
+    let mut text = format!(
+        "order {} {}, shipments {}",
+        placed.order,
+        placed.state.name(),
+        ids(&placed.shipments)
+    );
+    if placed.backordered_units > 0 {
+        text.push_str(&format!(", {} units backordered", placed.backordered_units));
+    }
+    text
+}
+
+/// `order 501 confirmed`.
+pub fn order_changed(changed: &OrderChanged) -> String {
+    format!("order {} {}", changed.order, changed.state.name())
+}
+
+/// `shipment 901 shipped, order now partially_shipped`.
+pub fn shipment_changed(changed: &ShipmentChanged) -> String {
+    format!(
+        "shipment {} {}, order now {}",
+        changed.shipment,
+        changed.state.name(),
+        changed.order_state.name()
+    )
+}
+
+/// Where a short pick's missing units went.
+pub fn short_picked(short: &ShortPicked) -> String {
+    format!(
+        "shipment {} {}, missing units rerouted to shipments {}, {} units backordered",
+        short.shipment,
+        short.state.name(),
+        ids(&short.rerouted),
+        short.backordered_units
+    )
+}
+
+/// `return 3 authorised`.
+pub fn return_changed(changed: &ReturnChanged) -> String {
+    format!("return {} {}", changed.rma, changed.state.name())
+}
+
+/// `return 3 exchanged for order 612`.
+pub fn return_exchanged(exchanged: &ReturnExchanged) -> String {
+    format!("return {} exchanged for order {}", exchanged.rma, exchanged.order)
+}
+
+/// A routed hold: its id and deadline, then where each line is held.
+pub fn routed_hold(placed: &RoutedHoldPlaced) -> String {
+    let head = format!("hold {} placed, expires {}", placed.hold, utc(placed.expires_at_ms));
+    format!("{head}\n{}", hold_lines(&placed.lines))
+}
+
+/// `ship to 51.501009,-0.141588 GB SW1A 1AA` or `pickup at LDN`.
+pub fn delivery_request(delivery: &DeliveryRequest) -> String {
+    match delivery {
+        DeliveryRequest::Ship { to } => format!(
+            "ship to {},{} {} {}",
+            degrees(to.latitude_e6),
+            degrees(to.longitude_e6),
+            to.country,
+            to.postcode
+        ),
+        DeliveryRequest::Pickup { location } => format!("pickup at {location}"),
+    }
+}
+
+fn delivery(delivery: Delivery) -> &'static str {
+    match delivery {
+        Delivery::Ship => "ship",
+        Delivery::Pickup => "pickup",
+    }
+}
+
+fn hold_reason(reason: OrderHoldReason) -> &'static str {
+    match reason {
+        OrderHoldReason::Manual => "manual",
+        OrderHoldReason::Fraud => "fraud",
+    }
+}
+
+fn routing_rule(rule: RoutingRule) -> &'static str {
+    match rule {
+        RoutingRule::Pickup => "pickup",
+        RoutingRule::OneLocation => "one_location",
+        RoutingRule::Split => "split",
+        RoutingRule::NoLocation => "no_location",
+        RoutingRule::FromHold => "from_hold",
+    }
+}
+
+fn optional(value: Option<&str>) -> String {
+    value.unwrap_or("-").to_owned()
+}
+
+/// Shipments under a header row: id, order, location, delivery, state, lines, carrier,
+/// tracking, last change.
+fn shipment_table(shipments: &[ShipmentView]) -> String {
+    use Align::{Left, Right};
+    let header = ["SHIPMENT", "ORDER", "LOCATION", "DELIVERY", "STATE", "LINES", "CARRIER"];
+    let mut rows: Vec<Vec<String>> =
+        vec![header.iter().chain(&["TRACKING", "UPDATED"]).map(|t| (*t).to_owned()).collect()];
+    rows.extend(shipments.iter().map(|shipment| {
+        vec![
+            shipment.shipment.to_string(),
+            shipment.order.to_string(),
+            shipment.location.clone(),
+            delivery(shipment.delivery).into(),
+            shipment.state.name().into(),
+            items(&shipment.lines),
+            optional(shipment.carrier.as_deref()),
+            optional(shipment.tracking.as_deref()),
+            utc(shipment.updated_at_ms),
+        ]
+    }));
+    table(&rows, &[Right, Right, Left, Left, Left, Left, Left, Left, Left])
+}
+
+/// An order: its head, delivery, lines, shipments, routing decision and returns.
+pub fn order(view: &OrderView) -> String {
+    use Align::{Left, Right};
+    let mut out = format!(
+        "order {}  {} {}  customer {}  {}  payment {}",
+        view.order,
+        view.channel.name(),
+        view.external_number,
+        view.customer,
+        view.state.name(),
+        view.payment.name()
+    );
+    if let Some(reason) = view.hold {
+        out.push_str(&format!("  on hold ({})", hold_reason(reason)));
+    }
+    out.push_str(&format!(
+        "\nplaced {}  total {} (minor units of {})  {}",
+        utc(view.placed_at_ms),
+        view.total_minor,
+        view.currency,
+        delivery_request(&view.delivery)
+    ));
+    if let Some(hold) = view.from_hold {
+        out.push_str(&format!("\nconverted from hold {hold}"));
+    }
+    if let Some(rma) = view.exchange_for {
+        out.push_str(&format!("\nexchange for return {rma}"));
+    }
+    let header = ["SKU", "QTY", "PRICE", "CANCELLED", "BACKORDERED", "SHIPPED", "RETURNED"]
+        .map(String::from);
+    let mut rows = vec![header.to_vec()];
+    rows.extend(view.lines.iter().map(|line| {
+        vec![
+            line.sku.clone(),
+            line.quantity.to_string(),
+            line.unit_price_minor.to_string(),
+            line.cancelled.to_string(),
+            line.backordered.to_string(),
+            line.shipped.to_string(),
+            line.returned.to_string(),
+        ]
+    }));
+    out.push_str("\n\n");
+    out.push_str(&table(&rows, &[Left, Right, Right, Right, Right, Right, Right]));
+    if !view.shipments.is_empty() {
+        out.push('\n');
+        out.push_str(&shipment_table(&view.shipments));
+    }
+    let routing = &view.routing;
+    out.push_str(&format!(
+        "\nrouting {}, {} locations considered\n",
+        routing_rule(routing.rule),
+        routing.locations_considered
+    ));
+    if !routing.assessments.is_empty() {
+        let header = ["  LOCATION", "VERDICT", "DISTANCE_M", "COST", "WORKLOAD", "SCORE"];
+        let mut rows = vec![header.map(String::from).to_vec()];
+        rows.extend(routing.assessments.iter().map(|assessment| {
+            vec![
+                format!("  {}", assessment.location),
+                assessment.verdict.name().into(),
+                assessment.distance_m.to_string(),
+                assessment.shipping_cost_minor.to_string(),
+                assessment.workload_penalty_minor.to_string(),
+                assessment.score.to_string(),
+            ]
+        }));
+        out.push_str(&table(&rows, &[Left, Left, Right, Right, Right, Right]));
+    }
+    if !view.returns.is_empty() {
+        out.push_str(&format!("returns {}\n", ids(&view.returns)));
+    }
+    out
+}
+
+/// A page of orders under a header row, then the flag that reads the next page.
+pub fn orders(page: &OrderPage, cursor_flag: &str) -> String {
+    use Align::{Left, Right};
+    if page.orders.is_empty() {
+        return "no orders".into();
+    }
+    let header = ["ORDER", "CHANNEL", "NUMBER", "CUSTOMER", "STATE", "UNITS", "TOTAL", "PLACED"];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    rows.extend(page.orders.iter().map(|summary| {
+        vec![
+            summary.order.to_string(),
+            summary.channel.name().into(),
+            summary.external_number.clone(),
+            summary.customer.clone(),
+            summary.state.name().into(),
+            summary.units.to_string(),
+            summary.total_minor.to_string(),
+            utc(summary.placed_at_ms),
+        ]
+    }));
+    let mut out = table(&rows, &[Right, Left, Left, Left, Left, Right, Right, Left]);
+    if let Some(next) = page.next {
+        out.push_str(&format!("more: {cursor_flag} {next}\n"));
+    }
+    out
+}
+
+/// One shipment: its state, carrier and times, then its lines.
+pub fn shipment(view: &ShipmentView) -> String {
+    let mut out = format!(
+        "shipment {}  order {}  {}  {}  {}",
+        view.shipment,
+        view.order,
+        view.location,
+        delivery(view.delivery),
+        view.state.name()
+    );
+    if let (Some(carrier), Some(tracking)) = (&view.carrier, &view.tracking) {
+        out.push_str(&format!("  {carrier} {tracking}"));
+    }
+    out.push_str(&format!(
+        "\ncreated {}  updated {}\n",
+        utc(view.created_at_ms),
+        utc(view.updated_at_ms)
+    ));
+    let rows: Vec<Vec<String>> = view
+        .lines
+        .iter()
+        .map(|line| vec![format!("  {}", line.sku), line.quantity.to_string()])
+        .collect();
+    out.push_str(&table(&rows, &[Align::Left, Align::Right]));
+    out
+}
+
+/// A page of a pick list, then the flag that reads the next page.
+pub fn pick_list(page: &ShipmentPage, location: &str) -> String {
+    if page.shipments.is_empty() {
+        return format!("nothing to pick at {location}");
+    }
+    let mut out = shipment_table(&page.shipments);
+    if let Some(next) = page.next {
+        out.push_str(&format!("more: --after {next}\n"));
+    }
+    out
+}
+
+/// A return: its state and amounts, then its lines and any damage reasons.
+pub fn rma(view: &ReturnView) -> String {
+    use Align::{Left, Right};
+    let mut out = format!(
+        "return {}  order {}  {}  reason {}",
+        view.rma,
+        view.order,
+        view.state.name(),
+        view.reason
+    );
+    if let Some(location) = &view.received_at {
+        out.push_str(&format!("  received at {location}"));
+    }
+    if view.refunded_minor > 0 {
+        out.push_str(&format!("  refunded {} (minor units)", view.refunded_minor));
+    }
+    if let Some(order) = view.exchange_order {
+        out.push_str(&format!("  exchanged for order {order}"));
+    }
+    out.push_str(&format!(
+        "\nrequested {}  updated {}\n\n",
+        utc(view.requested_at_ms),
+        utc(view.updated_at_ms)
+    ));
+    let mut rows = vec![["SKU", "REQUESTED", "RESELLABLE", "DAMAGED"].map(String::from).to_vec()];
+    rows.extend(view.lines.iter().map(|line| {
+        vec![
+            line.sku.clone(),
+            line.requested.to_string(),
+            line.resellable.to_string(),
+            line.damaged.to_string(),
+        ]
+    }));
+    out.push_str(&table(&rows, &[Left, Right, Right, Right]));
+    for reason in &view.damage_reasons {
+        out.push_str(&format!("damaged: {reason}\n"));
+    }
+    out
+}
+
+/// Basis points as a percentage with two places, or `-` when there is no rate yet.
+pub fn rate(basis_points: Option<u32>) -> String {
+    match basis_points {
+        Some(bp) => format!("{}.{:02} %", bp / 100, bp % 100),
+        None => "-".into(),
+    }
+}
+
+fn milliseconds(ms: Option<u64>) -> String {
+    ms.map_or_else(|| "-".into(), |ms| format!("{ms} ms"))
+}
+
+/// The KPIs as aligned name/value lines, then orders by channel and state and the open
+/// workload per location.
+pub fn kpis(view: &KpiView) -> String {
+    use Align::{Left, Right};
+    let figures = [
+        ("holds placed", view.holds_placed.to_string()),
+        ("holds refused since start", view.holds_refused_since_start.to_string()),
+        ("hold success rate", rate(view.hold_success_rate_bp)),
+        ("holds expired", view.holds_expired.to_string()),
+        ("orders placed", view.orders_placed.to_string()),
+        ("orders split", view.orders_split.to_string()),
+        ("split rate", rate(view.split_rate_bp)),
+        ("units ordered", view.units_ordered.to_string()),
+        ("units filled at placement", view.units_filled_at_placement.to_string()),
+        ("fill rate", rate(view.fill_rate_bp)),
+        ("placement to ship p50", milliseconds(view.placement_to_ship_p50_ms)),
+        ("placement to ship p95", milliseconds(view.placement_to_ship_p95_ms)),
+        ("units shipped", view.units_shipped.to_string()),
+        ("units returned", view.units_returned.to_string()),
+        ("return rate", rate(view.return_rate_bp)),
+    ];
+    let rows: Vec<Vec<String>> =
+        figures.into_iter().map(|(name, value)| vec![name.to_owned(), value]).collect();
+    let mut out = table(&rows, &[Left, Right]);
+    if !view.orders_by_channel_state.is_empty() {
+        let mut rows = vec![["CHANNEL", "STATE", "ORDERS"].map(String::from).to_vec()];
+        rows.extend(view.orders_by_channel_state.iter().map(|count| {
+            vec![count.channel.name().into(), count.state.name().into(), count.orders.to_string()]
+        }));
+        out.push('\n');
+        out.push_str(&table(&rows, &[Left, Left, Right]));
+    }
+    if !view.open_workload.is_empty() {
+        let header = ["LOCATION", "OPEN_SHIPMENTS", "OPEN_UNITS", "DAILY_CAPACITY"];
+        let mut rows = vec![header.map(String::from).to_vec()];
+        rows.extend(view.open_workload.iter().map(|workload| {
+            vec![
+                workload.location.clone(),
+                workload.open_shipments.to_string(),
+                workload.open_units.to_string(),
+                workload.daily_capacity.to_string(),
+            ]
+        }));
+        out.push('\n');
+        out.push_str(&table(&rows, &[Left, Right, Right, Right]));
+    }
+    out
 }
 
 /// Milliseconds since the epoch as `2025-01-31T12:00:00.000Z`.
@@ -224,7 +613,11 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use allot_client::protocol::{Error, ErrorCode, HoldLineView, Resolution, ShippingCost};
+    use allot_client::protocol::order::{
+        Address, AssessmentView, Channel, OrderLineView, OrderState, PaymentState, RoutingView,
+        ShipmentState, Verdict,
+    };
+    use allot_client::protocol::{Error, ErrorCode, Resolution, ShippingCost};
 
     use super::*;
 
@@ -320,6 +713,156 @@ mod tests {
         assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(utc(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
         assert_eq!(utc(1_735_689_600_000 + 45_296_789), "2025-01-01T12:34:56.789Z");
+    }
+
+    fn shipment_view(shipment: u64, state: ShipmentState) -> ShipmentView {
+        ShipmentView {
+            shipment,
+            order: 501,
+            location: "MAN-2".into(),
+            delivery: Delivery::Ship,
+            state,
+            lines: vec![ItemQuantity { sku: "CAP-BLK".into(), quantity: 1 }],
+            carrier: None,
+            tracking: None,
+            created_at_ms: 0,
+            updated_at_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn order_and_shipment_changes_read_as_one_line() {
+        let placed = OrderPlaced {
+            order: 501,
+            state: OrderState::Pending,
+            shipments: vec![901, 902],
+            backordered_units: 0,
+        };
+        assert_eq!(order_placed(&placed), "order 501 pending, shipments 901, 902");
+        let backordered = OrderPlaced { shipments: vec![], backordered_units: 3, ..placed };
+        assert_eq!(
+            order_placed(&backordered),
+            "order 501 pending, shipments none, 3 units backordered"
+        );
+        let moved = ShipmentChanged {
+            shipment: 901,
+            state: ShipmentState::ReadyForPickup,
+            order_state: OrderState::InProgress,
+        };
+        assert_eq!(
+            shipment_changed(&moved),
+            "shipment 901 ready_for_pickup, order now in_progress"
+        );
+        let short = ShortPicked {
+            shipment: 901,
+            state: ShipmentState::Picking,
+            rerouted: vec![903],
+            backordered_units: 1,
+        };
+        assert_eq!(
+            short_picked(&short),
+            "shipment 901 picking, missing units rerouted to shipments 903, 1 units backordered"
+        );
+        let exchanged = ReturnExchanged { rma: 3, order: 612 };
+        assert_eq!(return_exchanged(&exchanged), "return 3 exchanged for order 612");
+    }
+
+    #[test]
+    fn a_page_tells_how_to_read_the_next_one() {
+        let page = ShipmentPage {
+            shipments: vec![shipment_view(902, ShipmentState::Released)],
+            next: Some(902),
+        };
+        let text = pick_list(&page, "MAN-2");
+        let mut lines = text.lines();
+        assert!(lines.next().unwrap().starts_with("SHIPMENT  ORDER  LOCATION"), "{text}");
+        let row = lines.next().unwrap();
+        assert!(row.contains("MAN-2") && row.contains("released") && row.contains("CAP-BLK:1"));
+        assert_eq!(lines.next(), Some("more: --after 902"));
+        let last = ShipmentPage { shipments: page.shipments, next: None };
+        assert!(!pick_list(&last, "MAN-2").contains("more:"));
+        let empty = ShipmentPage { shipments: vec![], next: None };
+        assert_eq!(pick_list(&empty, "MAN-2"), "nothing to pick at MAN-2");
+        let orders = OrderPage { orders: vec![], next: None };
+        assert_eq!(super::orders(&orders, "--before"), "no orders");
+    }
+
+    #[test]
+    fn an_order_shows_its_delivery_lines_shipments_and_routing() {
+        let mut shipped = shipment_view(901, ShipmentState::Shipped);
+        shipped.carrier = Some("DHL".into());
+        shipped.tracking = Some("JD01".into());
+        let view = OrderView {
+            order: 501,
+            channel: Channel::Web,
+            external_number: "W-1001".into(),
+            customer: "C-42".into(),
+            delivery: DeliveryRequest::Ship {
+                to: Address {
+                    latitude_e6: 51_501_009,
+                    longitude_e6: -141_588,
+                    country: "GB".into(),
+                    postcode: "SW1A 1AA".into(),
+                },
+            },
+            currency: "GBP".into(),
+            state: OrderState::PartiallyShipped,
+            payment: PaymentState::Captured,
+            hold: Some(OrderHoldReason::Fraud),
+            lines: vec![OrderLineView {
+                sku: "CAP-BLK".into(),
+                quantity: 1,
+                unit_price_minor: 999,
+                cancelled: 0,
+                backordered: 0,
+                shipped: 1,
+                returned: 0,
+            }],
+            shipments: vec![shipped],
+            returns: vec![3],
+            routing: RoutingView {
+                rule: RoutingRule::Split,
+                locations_considered: 4,
+                assessments: vec![AssessmentView {
+                    location: "MAN-2".into(),
+                    distance_m: 262_000,
+                    shipping_cost_minor: 919,
+                    workload_penalty_minor: 0,
+                    score: 919,
+                    verdict: Verdict::Chosen,
+                }],
+            },
+            placed_at_ms: 0,
+            from_hold: None,
+            exchange_for: None,
+            total_minor: 999,
+        };
+        let text = order(&view);
+        assert!(
+            text.starts_with(
+                "order 501  web W-1001  customer C-42  partially_shipped  payment captured  \
+                 on hold (fraud)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "total 999 (minor units of GBP)  ship to 51.501009,-0.141588 GB SW1A 1AA"
+            )
+        );
+        let shipment_row = text.lines().find(|line| line.contains("901")).unwrap();
+        assert!(shipment_row.contains("shipped  CAP-BLK:1  DHL      JD01"), "{shipment_row}");
+        assert!(text.contains("routing split, 4 locations considered"), "{text}");
+        assert!(text.contains("MAN-2     chosen"), "{text}");
+        assert!(text.ends_with("returns 3\n"), "{text:?}");
+    }
+
+    #[test]
+    fn rates_in_basis_points_print_as_percentages() {
+        assert_eq!(rate(Some(9_876)), "98.76 %");
+        assert_eq!(rate(Some(5)), "0.05 %");
+        assert_eq!(rate(Some(10_000)), "100.00 %");
+        assert_eq!(rate(None), "-");
     }
 
     #[test]

@@ -3,12 +3,14 @@
 use std::io::IsTerminal;
 
 use allot_client::config::DEV_CERT_FILE;
+use allot_client::protocol::order::{DeliveryRequest, PlaceOrder, ShipmentStep};
 use allot_client::protocol::{ErrorCode, LocationSpec, ShippingCost};
 use allot_client::{Client, ClientCert, ClientConfig, ClientError, Trust};
 use serde_json::json;
 
 use crate::args::{
-    Cli, Command, ConnectionArgs, HoldCommand, ImportCommand, LocationAdd, LocationCommand,
+    Cli, Command, ConnectionArgs, Destination, HoldCommand, ImportCommand, LocationAdd,
+    LocationCommand, OrderCommand, OrderList, OrderSpec, ReturnCommand, ShipmentCommand,
     StockCommand,
 };
 use crate::import;
@@ -90,6 +92,17 @@ async fn execute(
         Command::Location(command) => location(client, command).await,
         Command::Stock(command) => stock(client, command).await,
         Command::Hold(command) => hold(client, command).await,
+        Command::Order(command) => order(client, command).await,
+        Command::Shipment(command) => shipment(client, command).await,
+        Command::Picklist { location, after, page } => {
+            let list = client.pick_list(&location, after, page.limit).await?;
+            Ok(Output::new(output::pick_list(&list, &location), to_json(&list)))
+        }
+        Command::Return(command) => returns(client, command).await,
+        Command::Kpis => {
+            let kpis = client.kpis().await?;
+            Ok(Output::new(output::kpis(&kpis), to_json(&kpis)))
+        }
         Command::Import(command) => import(client, command, progress_visible).await,
     }
 }
@@ -227,7 +240,159 @@ async fn hold(client: &Client, command: HoldCommand) -> Result<Output, ClientErr
             let human = format!("hold {id} committed to order {order_number}");
             Ok(Output::new(human, json!({ "hold": id, "order_number": order_number })))
         }
+        HoldCommand::Route { lines, destination, ttl_ms } => {
+            let placed = client.reserve_routed(lines, delivery(destination), ttl_ms).await?;
+            Ok(Output::new(output::routed_hold(&placed), to_json(&placed)))
+        }
     }
+}
+
+/// The delivery `--ship-to` or `--pickup` names (clap lets exactly one through).
+pub fn delivery(destination: Destination) -> DeliveryRequest {
+    match (destination.ship_to, destination.pickup) {
+        (Some(to), _) => DeliveryRequest::Ship { to },
+        (None, Some(location)) => DeliveryRequest::Pickup { location },
+        (None, None) => unreachable!("clap requires --ship-to or --pickup"),
+    }
+}
+
+/// The order an `order place` or `return exchange` describes, and its idempotency key.
+pub fn place_order(spec: OrderSpec) -> (Option<String>, PlaceOrder) {
+    let order = PlaceOrder {
+        channel: spec.channel,
+        external_number: spec.number,
+        customer: spec.customer,
+        delivery: delivery(spec.destination),
+        currency: spec.currency,
+        lines: spec.lines,
+        hold: spec.hold,
+        allow_backorder: spec.backorder,
+    };
+    (spec.key, order)
+}
+
+async fn order(client: &Client, command: OrderCommand) -> Result<Output, ClientError> {
+    let changed = match command {
+        OrderCommand::Place(spec) => {
+            let placed = match place_order(spec) {
+                (Some(key), order) => client.place_order_with_key(key, order).await?,
+                (None, order) => client.place_order(order).await?,
+            };
+            return Ok(Output::new(output::order_placed(&placed), to_json(&placed)));
+        }
+        OrderCommand::Get { id } => {
+            let view = client.order(id).await?;
+            return Ok(Output::new(output::order(&view), to_json(&view)));
+        }
+        OrderCommand::Find { channel, number } => {
+            let view = client.order_by_number(channel, number).await?;
+            return Ok(Output::new(output::order(&view), to_json(&view)));
+        }
+        OrderCommand::List(list) => return order_list(client, list).await,
+        OrderCommand::Pay { id, event, amount, reference, key } => match key {
+            Some(key) => {
+                client.record_payment_with_key(key, id, event.into(), amount, reference).await?
+            }
+            None => client.record_payment(id, event.into(), amount, reference).await?,
+        },
+        OrderCommand::Hold { id, reason, note } => {
+            client.hold_order(id, reason.into(), note).await?
+        }
+        OrderCommand::Unhold { id } => client.release_order_hold(id).await?,
+        OrderCommand::Cancel { id, reason } => client.cancel_order(id, reason).await?,
+        OrderCommand::CancelLines { id, lines, reason } => {
+            client.cancel_order_lines(id, lines, reason).await?
+        }
+        OrderCommand::Backorders { id } => client.allocate_backorders(id).await?,
+    };
+    Ok(Output::new(output::order_changed(&changed), to_json(&changed)))
+}
+
+/// `order list --customer` (newest first, paged by `--before`) or `--state` (oldest
+/// first, paged by `--after`).
+async fn order_list(client: &Client, list: OrderList) -> Result<Output, ClientError> {
+    let (page, cursor_flag) = match (list.customer, list.state) {
+        (Some(customer), _) => {
+            (client.customer_orders(customer, list.before, list.page.limit).await?, "--before")
+        }
+        (None, Some(state)) => {
+            let page =
+                client.orders_by_state(state, list.location, list.after, list.page.limit).await?;
+            (page, "--after")
+        }
+        (None, None) => unreachable!("clap requires --customer or --state"),
+    };
+    Ok(Output::new(output::orders(&page, cursor_flag), to_json(&page)))
+}
+
+/// The step a shipment subcommand reports, or `None` for those that are not steps.
+pub fn shipment_step(command: &ShipmentCommand) -> Option<(u64, ShipmentStep)> {
+    Some(match command {
+        ShipmentCommand::Release { id } => (*id, ShipmentStep::Release),
+        ShipmentCommand::StartPicking { id } => (*id, ShipmentStep::StartPicking),
+        ShipmentCommand::Pack { id } => (*id, ShipmentStep::Pack),
+        ShipmentCommand::Ship { id, carrier, tracking } => {
+            (*id, ShipmentStep::Ship { carrier: carrier.clone(), tracking: tracking.clone() })
+        }
+        ShipmentCommand::Deliver { id } => (*id, ShipmentStep::Deliver),
+        ShipmentCommand::Ready { id } => (*id, ShipmentStep::ReadyForPickup),
+        ShipmentCommand::PickedUp { id } => (*id, ShipmentStep::PickUp),
+        ShipmentCommand::Get { .. }
+        | ShipmentCommand::Cancel { .. }
+        | ShipmentCommand::ShortPick { .. } => return None,
+    })
+}
+
+async fn shipment(client: &Client, command: ShipmentCommand) -> Result<Output, ClientError> {
+    if let Some((id, step)) = shipment_step(&command) {
+        let changed = client.advance_shipment(id, step).await?;
+        return Ok(Output::new(output::shipment_changed(&changed), to_json(&changed)));
+    }
+    match command {
+        ShipmentCommand::Get { id } => {
+            let view = client.shipment(id).await?;
+            Ok(Output::new(output::shipment(&view), to_json(&view)))
+        }
+        ShipmentCommand::Cancel { id, reason } => {
+            let changed = client.cancel_shipment(id, reason).await?;
+            Ok(Output::new(output::shipment_changed(&changed), to_json(&changed)))
+        }
+        ShipmentCommand::ShortPick { id, missing } => {
+            let short = client.short_pick(id, missing).await?;
+            Ok(Output::new(output::short_picked(&short), to_json(&short)))
+        }
+        step => unreachable!("{step:?} is a step, advanced above"),
+    }
+}
+
+async fn returns(client: &Client, command: ReturnCommand) -> Result<Output, ClientError> {
+    let changed = match command {
+        ReturnCommand::Request { order, lines, reason, key } => match key {
+            Some(key) => client.request_return_with_key(key, order, lines, reason).await?,
+            None => client.request_return(order, lines, reason).await?,
+        },
+        ReturnCommand::Authorise { rma } => client.authorise_return(rma).await?,
+        ReturnCommand::Receive { rma, location, lines } => {
+            client.receive_return(rma, location, lines).await?
+        }
+        ReturnCommand::Refund { rma, amount, key } => match key {
+            Some(key) => client.refund_return_with_key(key, rma, amount).await?,
+            None => client.refund_return(rma, amount).await?,
+        },
+        ReturnCommand::Exchange { rma, order } => {
+            let exchanged = match place_order(order) {
+                (Some(key), order) => client.exchange_return_with_key(key, rma, order).await?,
+                (None, order) => client.exchange_return(rma, order).await?,
+            };
+            let human = output::return_exchanged(&exchanged);
+            return Ok(Output::new(human, to_json(&exchanged)));
+        }
+        ReturnCommand::Get { rma } => {
+            let view = client.rma(rma).await?;
+            return Ok(Output::new(output::rma(&view), to_json(&view)));
+        }
+    };
+    Ok(Output::new(output::return_changed(&changed), to_json(&changed)))
 }
 
 async fn import(
@@ -270,6 +435,65 @@ mod tests {
             connect_timeout_ms: 700,
             retries: 0,
         }
+    }
+
+    #[test]
+    fn an_order_place_becomes_the_order_and_its_key() {
+        use clap::Parser;
+
+        let cli = crate::args::Cli::try_parse_from([
+            "allot",
+            "order",
+            "place",
+            "--channel",
+            "app",
+            "--number",
+            "A-7",
+            "--customer",
+            "C-1",
+            "--currency",
+            "EUR",
+            "--line",
+            "SKU-1:2:250",
+            "--pickup",
+            "LDN",
+            "--backorder",
+            "--key",
+            "app-A-7",
+        ])
+        .unwrap();
+        let Command::Order(OrderCommand::Place(spec)) = cli.command else { panic!() };
+        let (key, order) = place_order(spec);
+        assert_eq!(key.as_deref(), Some("app-A-7"));
+        assert_eq!(order.channel, allot_client::protocol::order::Channel::App);
+        assert_eq!(order.delivery, DeliveryRequest::Pickup { location: "LDN".into() });
+        assert!(order.allow_backorder && order.hold.is_none());
+        assert_eq!(order.lines[0].unit_price_minor, 250);
+        assert_eq!(allot_client::protocol::check::place_order(&order), Ok(()));
+    }
+
+    #[test]
+    fn each_shipment_step_subcommand_is_its_protocol_step() {
+        let ship = ShipmentCommand::Ship { id: 9, carrier: "DHL".into(), tracking: "T1".into() };
+        assert_eq!(
+            shipment_step(&ship),
+            Some((9, ShipmentStep::Ship { carrier: "DHL".into(), tracking: "T1".into() }))
+        );
+        assert_eq!(
+            shipment_step(&ShipmentCommand::Ready { id: 9 }),
+            Some((9, ShipmentStep::ReadyForPickup))
+        );
+        assert_eq!(
+            shipment_step(&ShipmentCommand::PickedUp { id: 9 }),
+            Some((9, ShipmentStep::PickUp))
+        );
+        assert_eq!(
+            shipment_step(&ShipmentCommand::StartPicking { id: 9 }),
+            Some((9, ShipmentStep::StartPicking))
+        );
+        assert_eq!(shipment_step(&ShipmentCommand::Get { id: 9 }), None);
+        let cancel = ShipmentCommand::Cancel { id: 9, reason: "r".into() };
+        assert_eq!(shipment_step(&cancel), None);
     }
 
     #[test]
