@@ -14,6 +14,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::clock::{Clock, SystemClock};
+use crate::core::routing::RoutingWeights;
 use crate::core::{Command, EngineError, Outcome, Query, Reply, Request};
 use crate::pending::Pending;
 use crate::recover::{Recovered, recover};
@@ -42,6 +43,9 @@ pub struct EngineConfig {
     /// Zero turns automatic snapshots off (`Engine::snapshot` still works).
     pub snapshot_every_records: u64,
     pub snapshot_on_shutdown: bool,
+    /// Routing weights to route with; `None` keeps those the state has (the defaults,
+    /// until weights were once configured).
+    pub routing_weights: Option<RoutingWeights>,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +58,7 @@ impl Default for EngineConfig {
             segment_bytes_target: SEGMENT_BYTES_TARGET_DEFAULT,
             snapshot_every_records: SNAPSHOT_EVERY_RECORDS_DEFAULT,
             snapshot_on_shutdown: true,
+            routing_weights: None,
         }
     }
 }
@@ -62,6 +67,9 @@ impl EngineConfig {
     /// A queue or batch of zero would accept nothing; refuse it at open rather than
     /// answer every request `Overloaded`.
     fn check(&self) -> Result<(), OpenError> {
+        if let Some(weights) = &self.routing_weights {
+            crate::core::routing::check_weights(weights).map_err(OpenError::Config)?;
+        }
         if self.ingress_queue_len_max == 0 {
             return Err(OpenError::Config("ingress_queue_len_max must be at least 1".into()));
         }
@@ -178,6 +186,7 @@ impl Engine {
             shadow,
             batch_requests_max: config.batch_requests_max,
             failure: None,
+            configured_weights: config.routing_weights,
         };
         let snapshot_thread = spawn("allot-snapshotter", move || snapshotter.run())?;
         let writer_thread = spawn("allot-writer", move || sequencer.run())?;
@@ -290,10 +299,12 @@ impl Drop for Inner {
     }
 }
 
-/// Ticks come only from the sequencer's clock.
+/// Ticks come only from the sequencer's clock, and routing weights from the
+/// configuration.
 fn check_submitted(request: &Request) -> Result<(), EngineError> {
-    if matches!(request.command, Command::Tick) {
-        return Err(EngineError::InvalidArgument("ticks are issued by the engine itself".into()));
+    if matches!(request.command, Command::Tick | Command::SetRoutingWeights(_)) {
+        let name = request.command.name();
+        return Err(EngineError::InvalidArgument(format!("{name} is issued by the engine itself")));
     }
     Ok(())
 }

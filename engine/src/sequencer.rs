@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::codec;
+use crate::core::routing::RoutingWeights;
 use crate::core::{Command, EngineError, Outcome, Query, Request, State};
 use crate::snapshotter::ShadowMessage;
 
@@ -59,6 +60,9 @@ pub(crate) struct Sequencer {
     pub last_now_ms: u64,
     /// Set on the first storage failure; from then on nothing is acknowledged.
     pub failure: Option<String>,
+    /// Routing weights from the configuration, logged as `SetRoutingWeights` in the
+    /// first batch if the recovered state has others; replay then routes the same.
+    pub configured_weights: Option<RoutingWeights>,
 }
 
 impl Sequencer {
@@ -128,6 +132,12 @@ impl Sequencer {
         let mut logged: Vec<Request> = Vec::new();
         if self.state.next_tick_due_ms().is_some_and(|due_ms| due_ms <= now_ms) {
             let _expired = self.apply(Request::new(Command::Tick), now_ms, &mut logged);
+        }
+        if let Some(weights) = self.configured_weights.take()
+            && weights != self.state.routing_weights()
+        {
+            let set = Request::new(Command::SetRoutingWeights(weights));
+            let _set = self.apply(set, now_ms, &mut logged);
         }
         let mut completions = Vec::with_capacity(batch.len());
         for work in batch.drain(..) {

@@ -10,8 +10,8 @@ pub fn request(idempotency_key: Option<String>, command: allot_protocol::Command
     Request { idempotency_key, command: command.into() }
 }
 
-/// The wire form of a reply. `Ticked` answers only the engine's own ticks, which no client
-/// can send, so meeting it here is a bug and is reported as `Unavailable`.
+/// The wire form of a reply. `Ticked` and `RoutingWeightsSet` answer only the engine's own
+/// commands, which no client can send, so meeting it here is a bug and is reported as `Unavailable`.
 pub fn reply(reply: Reply) -> Result<allot_protocol::Reply, Error> {
     use allot_protocol::Reply as Wire;
     Ok(match reply {
@@ -48,7 +48,7 @@ pub fn reply(reply: Reply) -> Result<allot_protocol::Reply, Error> {
         Reply::Shipments(page) => Wire::Shipments(page),
         Reply::Return(view) => Wire::Return(view),
         Reply::Kpis(view) => Wire::Kpis(view),
-        Reply::Ticked { .. } => {
+        Reply::Ticked { .. } | Reply::RoutingWeightsSet => {
             return Err(Error::new(ErrorCode::Unavailable, "internal tick reply reached a client"));
         }
     })

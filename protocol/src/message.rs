@@ -101,57 +101,143 @@ pub enum Command {
     /// Create a location, or replace every attribute of an existing one.
     UpsertLocation(LocationSpec),
     /// Stop holding and routing at a location; its stock stays where it is.
-    DeactivateLocation { location: String },
+    DeactivateLocation {
+        location: String,
+    },
     /// Goods received: `on_hand` goes up.
-    Receive { sku: String, location: String, quantity: u32 },
+    Receive {
+        sku: String,
+        location: String,
+        quantity: u32,
+    },
     /// A correction of `on_hand` by `delta`, with the retailer's reason code.
-    Adjust { sku: String, location: String, delta: i64, reason: String },
+    Adjust {
+        sku: String,
+        location: String,
+        delta: i64,
+        reason: String,
+    },
     /// Set `on_hand` to `counted` only if it is still `expected` (compare-and-set).
-    CycleCount { sku: String, location: String, expected: u32, counted: u32 },
+    CycleCount {
+        sku: String,
+        location: String,
+        expected: u32,
+        counted: u32,
+    },
     /// Units kept back from sale at a cell.
-    SetSafetyStock { sku: String, location: String, quantity: u32 },
+    SetSafetyStock {
+        sku: String,
+        location: String,
+        quantity: u32,
+    },
     /// Move units between two locations, limited by what is available at the source.
-    Transfer { sku: String, from: String, to: String, quantity: u32 },
+    Transfer {
+        sku: String,
+        from: String,
+        to: String,
+        quantity: u32,
+    },
     /// Hold stock for a cart, all lines or none; `ttl_ms` defaults to 15 minutes.
-    Reserve { lines: Vec<LineRequest>, ttl_ms: Option<u64> },
+    Reserve {
+        lines: Vec<LineRequest>,
+        ttl_ms: Option<u64>,
+    },
     /// Move a live hold's deadline to `now + ttl_ms`.
-    ExtendHold { hold: HoldId, ttl_ms: u64 },
+    ExtendHold {
+        hold: HoldId,
+        ttl_ms: u64,
+    },
     /// Release the named quantities of a live hold, or all of it when `lines` is empty.
-    ReleaseHold { hold: HoldId, lines: Vec<LineRequest> },
+    ReleaseHold {
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    },
     /// Turn a live hold into an allocation for an order.
-    CommitHold { hold: HoldId, order_number: String },
+    CommitHold {
+        hold: HoldId,
+        order_number: String,
+    },
     /// Hold stock for a cart whose lines name no location: routing picks them as it
     /// would for an order to `destination`, all lines or none.
-    ReserveRouted { lines: Vec<ItemQuantity>, destination: DeliveryRequest, ttl_ms: Option<u64> },
+    ReserveRouted {
+        lines: Vec<ItemQuantity>,
+        destination: DeliveryRequest,
+        ttl_ms: Option<u64>,
+    },
     /// Place an order: convert a hold, or route and allocate afresh.
     PlaceOrder(PlaceOrder),
     /// A payment event for an order, with its amount and the payment service's reference.
-    RecordPayment { order: OrderId, event: PaymentEvent, amount_minor: i64, reference: String },
+    RecordPayment {
+        order: OrderId,
+        event: PaymentEvent,
+        amount_minor: i64,
+        reference: String,
+    },
     /// Stop an order before it leaves (manual review, suspected fraud).
-    HoldOrder { order: OrderId, reason: OrderHoldReason, note: String },
+    HoldOrder {
+        order: OrderId,
+        reason: OrderHoldReason,
+        note: String,
+    },
     /// Lift an order's hold.
-    ReleaseOrderHold { order: OrderId },
+    ReleaseOrderHold {
+        order: OrderId,
+    },
     /// Cancel everything of an order that has not left: open shipments and backorders.
-    CancelOrder { order: OrderId, reason: String },
+    CancelOrder {
+        order: OrderId,
+        reason: String,
+    },
     /// Cancel one shipment that has not left; its units are cancelled on the order.
-    CancelShipment { shipment: ShipmentId, reason: String },
+    CancelShipment {
+        shipment: ShipmentId,
+        reason: String,
+    },
     /// Cancel some units of an order: backordered ones first, then from open shipments.
-    CancelOrderLines { order: OrderId, lines: Vec<ItemQuantity>, reason: String },
+    CancelOrderLines {
+        order: OrderId,
+        lines: Vec<ItemQuantity>,
+        reason: String,
+    },
     /// A fulfilment step for one shipment.
-    AdvanceShipment { shipment: ShipmentId, step: ShipmentStep },
+    AdvanceShipment {
+        shipment: ShipmentId,
+        step: ShipmentStep,
+    },
     /// Units the location could not find while picking: they are written off there and
     /// routed again elsewhere, or backordered.
-    ShortPick { shipment: ShipmentId, missing: Vec<ItemQuantity> },
+    ShortPick {
+        shipment: ShipmentId,
+        missing: Vec<ItemQuantity>,
+    },
     /// Try again to allocate an order's backordered units.
-    AllocateBackorders { order: OrderId },
+    AllocateBackorders {
+        order: OrderId,
+    },
     /// A customer asks to return units that were delivered.
-    RequestReturn { order: OrderId, lines: Vec<ItemQuantity>, reason: String },
-    AuthoriseReturn { rma: ReturnId },
+    RequestReturn {
+        order: OrderId,
+        lines: Vec<ItemQuantity>,
+        reason: String,
+    },
+    AuthoriseReturn {
+        rma: ReturnId,
+    },
     /// The returned units arrived at `location`: resellable ones go back on hand there.
-    ReceiveReturn { rma: ReturnId, location: String, lines: Vec<ReturnReceipt> },
-    RefundReturn { rma: ReturnId, amount_minor: i64 },
+    ReceiveReturn {
+        rma: ReturnId,
+        location: String,
+        lines: Vec<ReturnReceipt>,
+    },
+    RefundReturn {
+        rma: ReturnId,
+        amount_minor: i64,
+    },
     /// Replace the returned goods: places `order`, linked to the return.
-    ExchangeReturn { rma: ReturnId, order: PlaceOrder },
+    ExchangeReturn {
+        rma: ReturnId,
+        order: PlaceOrder,
+    },
 }
 
 impl Command {
@@ -196,7 +282,8 @@ pub struct Response {
     pub result: Result<Reply, Error>,
 }
 
-/// A successful answer.
+/// A successful answer. Views of a few hundred bytes are boxed, so the answers the hot
+/// path moves and remembers (hold placed, order placed) stay small.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     Pong {
@@ -268,10 +355,10 @@ pub enum Reply {
         rma: ReturnId,
         order: OrderId,
     },
-    Order(OrderView),
+    Order(Box<OrderView>),
     Orders(OrderPage),
-    Shipment(ShipmentView),
+    Shipment(Box<ShipmentView>),
     Shipments(ShipmentPage),
-    Return(ReturnView),
-    Kpis(KpiView),
+    Return(Box<ReturnView>),
+    Kpis(Box<KpiView>),
 }

@@ -63,32 +63,63 @@ pub struct ShippingCost {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Query {
     /// One stock cell.
-    Cell { sku: String, location: String },
+    Cell {
+        sku: String,
+        location: String,
+    },
     /// A SKU's stock at every location that has a cell for it.
-    SkuStock { sku: String },
+    SkuStock {
+        sku: String,
+    },
     /// A hold by id.
-    Hold { hold: HoldId },
+    Hold {
+        hold: HoldId,
+    },
     /// One location.
-    Location { location: String },
+    Location {
+        location: String,
+    },
     /// Every location, in code order.
     Locations,
     /// Every cell whose `available` is below zero.
     Shortages,
     /// An order by id, with its shipments and routing decision.
-    Order { order: OrderId },
+    Order {
+        order: OrderId,
+    },
     /// An order by its channel's own number.
-    OrderByNumber { channel: Channel, external_number: String },
+    OrderByNumber {
+        channel: Channel,
+        external_number: String,
+    },
     /// A customer's orders, newest first: those placed before `before` (an order id
     /// from the previous page's `next`), at most `limit`.
-    CustomerOrders { customer: String, before: Option<OrderId>, limit: u32 },
+    CustomerOrders {
+        customer: String,
+        before: Option<OrderId>,
+        limit: u32,
+    },
     /// Orders in `state` (and with a shipment at `location`, when given), oldest first:
     /// ids after `after`, at most `limit`.
-    OrdersByState { state: OrderState, location: Option<String>, after: Option<OrderId>, limit: u32 },
+    OrdersByState {
+        state: OrderState,
+        location: Option<String>,
+        after: Option<OrderId>,
+        limit: u32,
+    },
     /// A location's pick list: its shipments released to the floor or being picked,
     /// oldest first.
-    PickList { location: String, after: Option<ShipmentId>, limit: u32 },
-    Shipment { shipment: ShipmentId },
-    Return { rma: ReturnId },
+    PickList {
+        location: String,
+        after: Option<ShipmentId>,
+        limit: u32,
+    },
+    Shipment {
+        shipment: ShipmentId,
+    },
+    Return {
+        rma: ReturnId,
+    },
     Kpis,
 }
 

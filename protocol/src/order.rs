@@ -246,7 +246,10 @@ pub enum ShipmentStep {
     StartPicking,
     Pack,
     /// Handed to a carrier: consumes `on_hand` and `allocated` at the location.
-    Ship { carrier: String, tracking: String },
+    Ship {
+        carrier: String,
+        tracking: String,
+    },
     Deliver,
     ReadyForPickup,
     /// Collected by the customer: consumes `on_hand` and `allocated` at the store.

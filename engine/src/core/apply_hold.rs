@@ -1,10 +1,16 @@
 //! Handlers for cart holds: reserve, extend, release (all or part), commit, expire.
 
-use super::command::LineRequest;
+use allot_protocol::check;
+
+use super::apply_order::decision;
+use super::command::{DeliveryRequest, ItemQuantity, LineRequest};
 use super::hold::{Hold, HoldLine};
 use super::ids::HoldId;
 use super::limits::{HOLD_TTL_MS_DEFAULT, HOLDS_MAX, LINES_PER_HOLD_MAX, ORDER_NUMBER_BYTES_MAX};
+use super::order::OrderDelivery;
+use super::outcome::HoldLineView;
 use super::outcome::{EngineError, HoldState, Outcome, Reply, Resolution};
+use super::routing::{Need, Verdict};
 use super::state::State;
 use super::validate::{invalid, quantity, text, ttl};
 
@@ -47,6 +53,66 @@ impl State {
         self.holds.expiry.insert(id, expires_at_ms);
         self.counters.holds_placed += 1;
         Ok(Reply::HoldPlaced { hold: id, expires_at_ms })
+    }
+
+    /// A hold whose lines name no location: routed as an order to `destination` would
+    /// be, all lines or none, and the decision kept with the hold.
+    pub(crate) fn reserve_routed(
+        &mut self,
+        items: &[ItemQuantity],
+        destination: &DeliveryRequest,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Outcome {
+        check::items("hold lines", items).map_err(invalid)?;
+        check::delivery(destination).map_err(invalid)?;
+        let mut needs: Vec<Need> = Vec::with_capacity(items.len());
+        for item in items {
+            let sku = self.sku_id(&item.sku)?;
+            match needs.iter_mut().find(|need| need.sku == sku) {
+                Some(need) => need.quantity += item.quantity,
+                None => needs.push(Need { sku, quantity: item.quantity }),
+            }
+        }
+        let delivery = match destination {
+            DeliveryRequest::Ship { to } => OrderDelivery::Ship(to.clone()),
+            DeliveryRequest::Pickup { location } => {
+                OrderDelivery::Pickup(self.location_id(location)?)
+            }
+        };
+        let plan = self.plan(&needs, &delivery, None, self.routing_weights.shipments_max);
+        if let Some(short) = plan.unfilled.first() {
+            let line = (items.iter())
+                .position(|item| self.skus.get(&item.sku) == Some(short.sku))
+                .expect("needs come from items");
+            let available = (plan.assessments.iter())
+                .filter(|a| a.verdict != Verdict::Inactive)
+                .map(|a| self.stock.available(short.sku, a.location).max(0))
+                .sum();
+            return Err(EngineError::InsufficientStock { line: line as u32, available });
+        }
+        let lines: Vec<LineRequest> = (plan.allocations.iter())
+            .flat_map(|allocation| {
+                allocation.lines.iter().map(|need| LineRequest {
+                    sku: self.skus.name(need.sku).to_owned(),
+                    location: self.location_codes.name(allocation.location).to_owned(),
+                    quantity: need.quantity,
+                })
+            })
+            .collect();
+        let Reply::HoldPlaced { hold, expires_at_ms } = self.reserve(&lines, ttl_ms, now_ms)?
+        else {
+            unreachable!("reserve answers HoldPlaced")
+        };
+        self.holds.routed.insert(hold, decision(&plan));
+        let lines = (lines.into_iter())
+            .map(|line| HoldLineView {
+                sku: line.sku,
+                location: line.location,
+                quantity: line.quantity,
+            })
+            .collect();
+        Ok(Reply::RoutedHoldPlaced { hold, expires_at_ms, lines })
     }
 
     pub(crate) fn extend_hold(&mut self, id: HoldId, ttl_ms: u64, now_ms: u64) -> Outcome {
@@ -94,6 +160,8 @@ impl State {
             let cell = self.stock.cell_mut(line.sku, line.location).expect("held cell exists");
             cell.held -= line.quantity;
             cell.allocated += line.quantity;
+            *self.committed_outside.entry((line.sku, line.location)).or_default() +=
+                u64::from(line.quantity);
         }
         self.holds.resolve(id, Resolution::Committed, now_ms);
         self.counters.holds_committed += 1;
@@ -118,7 +186,7 @@ impl State {
 
     /// A hold that can still be changed; a resolved one (or one past its deadline that
     /// the next tick will expire) answers precisely how it ended.
-    fn live_hold(&self, id: HoldId, now_ms: u64) -> Result<&Hold, EngineError> {
+    pub(crate) fn live_hold(&self, id: HoldId, now_ms: u64) -> Result<&Hold, EngineError> {
         let hold = (self.holds.holds.get(&id))
             .ok_or_else(|| EngineError::NotFound(format!("hold {id}")))?;
         if let Some(how) = hold.resolution() {

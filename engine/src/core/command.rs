@@ -13,6 +13,7 @@ pub use allot_protocol::order::{
 };
 
 use super::ids::HoldId;
+use super::routing::RoutingWeights;
 
 /// A mutating request as the log records it: an optional idempotency key and the command.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,52 +38,141 @@ pub enum Command {
     /// Create a location, or replace every attribute of an existing one.
     UpsertLocation(LocationSpec),
     /// Stop holding and routing at a location; its stock stays where it is.
-    DeactivateLocation { location: String },
+    DeactivateLocation {
+        location: String,
+    },
     /// Goods received (a purchase order, an ASN): `on_hand` goes up.
-    Receive { sku: String, location: String, quantity: u32 },
+    Receive {
+        sku: String,
+        location: String,
+        quantity: u32,
+    },
     /// A correction of `on_hand` by `delta`, with the retailer's reason code.
-    Adjust { sku: String, location: String, delta: i64, reason: String },
+    Adjust {
+        sku: String,
+        location: String,
+        delta: i64,
+        reason: String,
+    },
     /// Cycle count: set `on_hand` to `counted` only if it is still `expected`
     /// (compare-and-set, so a count taken before a concurrent movement is refused).
-    CycleCount { sku: String, location: String, expected: u32, counted: u32 },
+    CycleCount {
+        sku: String,
+        location: String,
+        expected: u32,
+        counted: u32,
+    },
     /// Units kept back from sale at a cell.
-    SetSafetyStock { sku: String, location: String, quantity: u32 },
+    SetSafetyStock {
+        sku: String,
+        location: String,
+        quantity: u32,
+    },
     /// Move units between two locations; limited by what is available at the source.
-    Transfer { sku: String, from: String, to: String, quantity: u32 },
+    Transfer {
+        sku: String,
+        from: String,
+        to: String,
+        quantity: u32,
+    },
     /// Hold stock for a cart, all lines or none.
-    Reserve { lines: Vec<LineRequest>, ttl_ms: Option<u64> },
+    Reserve {
+        lines: Vec<LineRequest>,
+        ttl_ms: Option<u64>,
+    },
     /// Move a live hold's deadline to `now + ttl_ms`.
-    ExtendHold { hold: HoldId, ttl_ms: u64 },
+    ExtendHold {
+        hold: HoldId,
+        ttl_ms: u64,
+    },
     /// Release the named quantities of a live hold, or all of it when `lines` is empty.
-    ReleaseHold { hold: HoldId, lines: Vec<LineRequest> },
+    ReleaseHold {
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    },
     /// Turn a live hold into an allocation for an order.
-    CommitHold { hold: HoldId, order_number: String },
+    CommitHold {
+        hold: HoldId,
+        order_number: String,
+    },
     /// The engine clock advanced: expire due holds and forget retained records past
     /// their retention. Issued only by the sequencer, logged like any other command.
     Tick,
+    /// New routing weights. Issued by the engine at start when its configuration
+    /// differs from the state's, and logged, so replay routes as the live engine did.
+    SetRoutingWeights(RoutingWeights),
     /// Hold stock for a cart whose lines name no location; routing picks them.
-    ReserveRouted { lines: Vec<ItemQuantity>, destination: DeliveryRequest, ttl_ms: Option<u64> },
+    ReserveRouted {
+        lines: Vec<ItemQuantity>,
+        destination: DeliveryRequest,
+        ttl_ms: Option<u64>,
+    },
     /// Place an order: convert a hold, or route and allocate afresh.
     PlaceOrder(PlaceOrder),
     /// A payment event for an order.
-    RecordPayment { order: OrderId, event: PaymentEvent, amount_minor: i64, reference: String },
+    RecordPayment {
+        order: OrderId,
+        event: PaymentEvent,
+        amount_minor: i64,
+        reference: String,
+    },
     /// Stop an order before it leaves.
-    HoldOrder { order: OrderId, reason: OrderHoldReason, note: String },
-    ReleaseOrderHold { order: OrderId },
+    HoldOrder {
+        order: OrderId,
+        reason: OrderHoldReason,
+        note: String,
+    },
+    ReleaseOrderHold {
+        order: OrderId,
+    },
     /// Cancel everything of an order that has not left.
-    CancelOrder { order: OrderId, reason: String },
-    CancelShipment { shipment: ShipmentId, reason: String },
+    CancelOrder {
+        order: OrderId,
+        reason: String,
+    },
+    CancelShipment {
+        shipment: ShipmentId,
+        reason: String,
+    },
     /// Cancel some units: backordered ones first, then from open shipments.
-    CancelOrderLines { order: OrderId, lines: Vec<ItemQuantity>, reason: String },
-    AdvanceShipment { shipment: ShipmentId, step: ShipmentStep },
+    CancelOrderLines {
+        order: OrderId,
+        lines: Vec<ItemQuantity>,
+        reason: String,
+    },
+    AdvanceShipment {
+        shipment: ShipmentId,
+        step: ShipmentStep,
+    },
     /// Units a location could not find: written off there, routed again or backordered.
-    ShortPick { shipment: ShipmentId, missing: Vec<ItemQuantity> },
-    AllocateBackorders { order: OrderId },
-    RequestReturn { order: OrderId, lines: Vec<ItemQuantity>, reason: String },
-    AuthoriseReturn { rma: ReturnId },
-    ReceiveReturn { rma: ReturnId, location: String, lines: Vec<ReturnReceipt> },
-    RefundReturn { rma: ReturnId, amount_minor: i64 },
-    ExchangeReturn { rma: ReturnId, order: PlaceOrder },
+    ShortPick {
+        shipment: ShipmentId,
+        missing: Vec<ItemQuantity>,
+    },
+    AllocateBackorders {
+        order: OrderId,
+    },
+    RequestReturn {
+        order: OrderId,
+        lines: Vec<ItemQuantity>,
+        reason: String,
+    },
+    AuthoriseReturn {
+        rma: ReturnId,
+    },
+    ReceiveReturn {
+        rma: ReturnId,
+        location: String,
+        lines: Vec<ReturnReceipt>,
+    },
+    RefundReturn {
+        rma: ReturnId,
+        amount_minor: i64,
+    },
+    ExchangeReturn {
+        rma: ReturnId,
+        order: PlaceOrder,
+    },
 }
 
 impl Command {
@@ -101,6 +191,7 @@ impl Command {
             Command::ReleaseHold { .. } => "release_hold",
             Command::CommitHold { .. } => "commit_hold",
             Command::Tick => "tick",
+            Command::SetRoutingWeights(_) => "set_routing_weights",
             Command::ReserveRouted { .. } => "reserve_routed",
             Command::PlaceOrder(_) => "place_order",
             Command::RecordPayment { .. } => "record_payment",

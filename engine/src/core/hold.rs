@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{HoldId, LocationId, SkuId};
 use super::limits::EXPIRY_BUCKET_MS;
+use super::order::Decision;
 use super::outcome::{HoldState, Resolution};
 
 /// One line of a hold, after lines hitting the same cell were summed.
@@ -52,6 +53,9 @@ pub struct HoldTable {
     /// Resolved holds in resolution order; engine time never goes back, so the front is
     /// always the oldest and pruning is a pop.
     pub resolved: VecDeque<(u64, HoldId)>,
+    /// Routing decisions of holds placed without locations, kept while the hold is, so
+    /// an order converting it records why its stock is where it is.
+    pub routed: BTreeMap<HoldId, Decision>,
 }
 
 impl Default for HoldTable {
@@ -61,6 +65,7 @@ impl Default for HoldTable {
             next_id: 1,
             expiry: ExpiryWheel::default(),
             resolved: VecDeque::new(),
+            routed: BTreeMap::new(),
         }
     }
 }
@@ -82,6 +87,7 @@ impl HoldTable {
                 break;
             }
             self.resolved.pop_front();
+            self.routed.remove(&id);
             let removed = self.holds.remove(&id);
             assert!(removed.is_some_and(|hold| hold.state != HoldState::Held));
         }

@@ -2,8 +2,9 @@
 //!
 //! Every table is written in a fixed order (ids ascending, queues oldest first), never in
 //! hash-map order, so two states that mean the same thing have the same bytes and the
-//! same digest. Derived indexes (the interners' maps, the expiry wheel) are left out and
-//! rebuilt on load.
+//! same digest. Derived indexes (the interners' maps, the expiry wheel, the order book's
+//! indexes) are left out and rebuilt on load; so are the counts of refusals since start,
+//! which are not state.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,8 +12,10 @@ use super::command::LocationSpec;
 use super::hold::{Hold, HoldTable};
 use super::idempotency::{IdempotencyEntry, IdempotencyTable};
 use super::ids::{HoldId, Interner};
+use super::order::{Decision, Order, OrderBook, OrderKpis, Return, Shipment};
 use super::outcome::HoldState;
-use super::state::{Counters, State};
+use super::routing::RoutingWeights;
+use super::state::{Counters, SinceStart, State};
 use super::stock::{SkuStock, StockTable};
 
 /// Borrowed image, for writing without copying the tables.
@@ -27,6 +30,14 @@ pub struct ImageRef<'a> {
     resolved: Vec<(u64, HoldId)>,
     idempotency: Vec<(&'a str, &'a IdempotencyEntry)>,
     counters: Counters,
+    routing_weights: RoutingWeights,
+    routed_holds: Vec<(HoldId, &'a Decision)>,
+    customers: &'a [Box<str>],
+    orders: &'a [Order],
+    shipments: &'a [Shipment],
+    returns: &'a [Return],
+    order_kpis: &'a OrderKpis,
+    committed_outside: Vec<((u32, u32), u64)>,
 }
 
 /// Owned image, as read back; field for field the same shape as [`ImageRef`].
@@ -41,6 +52,14 @@ pub struct Image {
     resolved: Vec<(u64, HoldId)>,
     idempotency: Vec<(String, IdempotencyEntry)>,
     counters: Counters,
+    routing_weights: RoutingWeights,
+    routed_holds: Vec<(HoldId, Decision)>,
+    customers: Vec<Box<str>>,
+    orders: Vec<Order>,
+    shipments: Vec<Shipment>,
+    returns: Vec<Return>,
+    order_kpis: OrderKpis,
+    committed_outside: Vec<((u32, u32), u64)>,
 }
 
 /// The holds in id order, written as a sequence of holds (the same bytes as a
@@ -65,6 +84,14 @@ impl State {
             resolved: self.holds.resolved.iter().copied().collect(),
             idempotency: self.idempotency.iter_in_order().collect(),
             counters: self.counters,
+            routing_weights: self.routing_weights,
+            routed_holds: self.holds.routed.iter().map(|(id, decision)| (*id, decision)).collect(),
+            customers: self.orders.customers.names(),
+            orders: &self.orders.orders,
+            shipments: &self.orders.shipments,
+            returns: &self.orders.returns,
+            order_kpis: &self.orders.kpis,
+            committed_outside: self.committed_outside.iter().map(|(k, v)| (*k, *v)).collect(),
         }
     }
 
@@ -78,6 +105,16 @@ impl State {
             holds.holds.insert(hold.id, hold);
         }
         holds.resolved = image.resolved.into_iter().collect();
+        holds.routed = image.routed_holds.into_iter().collect();
+        let mut orders = OrderBook {
+            orders: image.orders,
+            shipments: image.shipments,
+            returns: image.returns,
+            customers: Interner::from_names(image.customers),
+            kpis: image.order_kpis,
+            ..OrderBook::default()
+        };
+        orders.rebuild_indexes();
         let location_codes = Interner::from_names(
             image.locations.iter().map(|spec| spec.code.as_str().into()).collect(),
         );
@@ -90,6 +127,10 @@ impl State {
             holds,
             idempotency: IdempotencyTable::from_ordered(image.idempotency),
             counters: image.counters,
+            orders,
+            committed_outside: image.committed_outside.into_iter().collect(),
+            routing_weights: image.routing_weights,
+            since_start: SinceStart::default(),
         }
     }
 }

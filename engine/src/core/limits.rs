@@ -30,3 +30,21 @@ pub const IDEMPOTENCY_KEYS_MAX: usize = 64 * 1024 * 1024;
 pub const SKUS_MAX: usize = 16 * 1024 * 1024;
 /// Most locations.
 pub const LOCATIONS_MAX: usize = 65_536;
+
+/// Most orders in memory. Orders are kept for their whole life (returns come weeks
+/// later); archiving old ones is not built, so this is the ceiling.
+pub const ORDERS_MAX: usize = 16 * 1024 * 1024;
+/// Most shipments in memory.
+pub const SHIPMENTS_MAX: usize = 32 * 1024 * 1024;
+/// Most returns in memory.
+pub const RETURNS_MAX: usize = 4 * 1024 * 1024;
+/// Most shipments one order may ever have, reroutes after short picks included.
+pub const SHIPMENTS_PER_ORDER_MAX: usize = 64;
+/// Most returns one order may have.
+pub const RETURNS_PER_ORDER_MAX: usize = 16;
+/// Location assessments kept with a routing decision (chosen ones always are): enough to
+/// say why the runners-up lost without keeping every location for every order.
+pub const ROUTING_ASSESSMENTS_KEPT_MAX: usize = 6;
+/// Largest routing weight per kilometre, percentage or workload penalty: keeps every
+/// score far from overflowing `i64`.
+pub const ROUTING_WEIGHT_MAX: i64 = 1_000_000_000;

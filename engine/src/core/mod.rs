@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod image;
 pub mod limits;
+pub mod order;
 pub mod order_state;
 pub mod outcome;
 pub mod routing;
@@ -19,8 +20,12 @@ pub mod stock;
 
 mod apply_hold;
 mod apply_location;
+mod apply_order;
+mod apply_return;
+mod apply_shipment;
 mod apply_stock;
 mod query;
+mod query_order;
 mod validate;
 
 pub use command::{Command, LineRequest, LocationKind, LocationSpec, Query, Request, ShippingCost};
@@ -33,3 +38,5 @@ pub use state::{Applied, Counters, State};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_orders;

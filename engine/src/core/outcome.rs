@@ -47,6 +47,8 @@ pub enum Reply {
     Ticked {
         expired: u32,
     },
+    /// Answers the engine's own `SetRoutingWeights`.
+    RoutingWeightsSet,
     RoutedHoldPlaced {
         hold: HoldId,
         expires_at_ms: u64,
@@ -81,12 +83,12 @@ pub enum Reply {
         rma: ReturnId,
         order: OrderId,
     },
-    Order(OrderView),
+    Order(Box<OrderView>),
     Orders(OrderPage),
-    Shipment(ShipmentView),
+    Shipment(Box<ShipmentView>),
     Shipments(ShipmentPage),
-    Return(ReturnView),
-    Kpis(KpiView),
+    Return(Box<ReturnView>),
+    Kpis(Box<KpiView>),
 }
 
 /// A typed error: the wire maps each variant to an error code (DESIGN §4).

@@ -36,7 +36,20 @@ impl State {
                 Ok(Reply::Locations(locations))
             }
             Query::Shortages => Ok(Reply::Cells(self.shortages())),
-            _ => Err(EngineError::Unavailable("orders are not built yet".into())),
+            Query::Order { order } => self.order_query(*order),
+            Query::OrderByNumber { channel, external_number } => {
+                self.order_by_number(*channel, external_number)
+            }
+            Query::CustomerOrders { customer, before, limit } => {
+                self.customer_orders(customer, *before, *limit)
+            }
+            Query::OrdersByState { state, location, after, limit } => {
+                self.orders_by_state(*state, location.as_deref(), *after, *limit)
+            }
+            Query::PickList { location, after, limit } => self.pick_list(location, *after, *limit),
+            Query::Shipment { shipment } => self.shipment_query(*shipment),
+            Query::Return { rma } => self.return_query(*rma),
+            Query::Kpis => self.kpis(),
         }
     }
 

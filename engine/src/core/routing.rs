@@ -33,7 +33,8 @@ pub const WORKLOAD_PENALTY_MINOR_DEFAULT: i64 = 500;
 pub const SHIPMENTS_MAX_DEFAULT: usize = 4;
 
 /// How routing weighs distance, cost and workload, and how far it may split an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Part of the state (set by a logged command), so replay routes as the live engine did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct RoutingWeights {
     /// Score added per kilometre between the location and the ship-to point.
     pub distance_minor_per_km: i64,
@@ -54,6 +55,29 @@ impl Default for RoutingWeights {
             shipments_max: SHIPMENTS_MAX_DEFAULT,
         }
     }
+}
+
+/// Weights within their ranges: none negative or over `ROUTING_WEIGHT_MAX`, and between
+/// one and `SHIPMENTS_PER_ORDER_MAX` shipments.
+pub fn check_weights(weights: &RoutingWeights) -> Result<(), String> {
+    use super::limits::{ROUTING_WEIGHT_MAX, SHIPMENTS_PER_ORDER_MAX};
+    let named = [
+        ("distance_minor_per_km", weights.distance_minor_per_km),
+        ("shipping_cost_percent", weights.shipping_cost_percent),
+        ("workload_penalty_minor", weights.workload_penalty_minor),
+    ];
+    for (name, value) in named {
+        if !(0..=ROUTING_WEIGHT_MAX).contains(&value) {
+            return Err(format!(
+                "routing weight {name} {value} is outside 0..={ROUTING_WEIGHT_MAX}"
+            ));
+        }
+    }
+    if !(1..=SHIPMENTS_PER_ORDER_MAX).contains(&weights.shipments_max) {
+        let max = weights.shipments_max;
+        return Err(format!("shipments_max {max} is outside 1..={SHIPMENTS_PER_ORDER_MAX}"));
+    }
+    Ok(())
 }
 
 /// Where the order goes.
@@ -91,7 +115,7 @@ pub struct Allocation {
 pub use allot_protocol::order::{RoutingRule as Rule, Verdict};
 
 /// Why a location was or was not chosen, with the figures that decided it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Assessment {
     pub location: LocationId,
     pub distance_m: u64,

@@ -25,7 +25,8 @@ pub enum ShipmentEvent {
     Cancel,
 }
 
-/// The lifecycle rules on the wire's `ShipmentState`.
+/// The lifecycle rules on the wire's `ShipmentState` (a `Copy` value, so taken by value).
+#[allow(clippy::wrong_self_convention)]
 pub trait Lifecycle: Sized {
     /// The state `event` moves a `delivery` shipment to, or `Err(self)` if it may not.
     fn after(self, delivery: Delivery, event: ShipmentEvent) -> Result<Self, Self>;
@@ -41,7 +42,11 @@ pub trait Lifecycle: Sized {
 
 impl Lifecycle for ShipmentState {
     /// The state `event` moves a `delivery` shipment to, or `Err(self)` if it may not.
-    fn after(self, delivery: Delivery, event: ShipmentEvent) -> Result<ShipmentState, ShipmentState> {
+    fn after(
+        self,
+        delivery: Delivery,
+        event: ShipmentEvent,
+    ) -> Result<ShipmentState, ShipmentState> {
         use ShipmentEvent as E;
         use ShipmentState as S;
         let next = match (delivery, self, event) {

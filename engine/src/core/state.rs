@@ -15,7 +15,10 @@ use super::limits::{
     EXPIRY_BUCKET_MS, HOLD_RESOLVED_RETENTION_MS, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_KEYS_MAX,
     IDEMPOTENCY_RETENTION_MS,
 };
+use super::order::OrderBook;
 use super::outcome::{EngineError, HoldState, Outcome, Reply};
+use super::routing::RoutingWeights;
+use super::shipment::Lifecycle;
 use super::stock::StockTable;
 
 /// Running totals kept for KPIs; part of the state, so they survive restarts.
@@ -39,6 +42,20 @@ pub struct State {
     pub(crate) holds: HoldTable,
     pub(crate) idempotency: IdempotencyTable,
     pub(crate) counters: Counters,
+    pub(crate) orders: OrderBook,
+    /// Units allocated by `CommitHold` to orders that live outside the engine, per cell:
+    /// with the open shipments' units, they make up every cell's `allocated`.
+    pub(crate) committed_outside: std::collections::BTreeMap<(u32, u32), u64>,
+    pub(crate) routing_weights: RoutingWeights,
+    /// Counts of refused requests. Refusals change nothing and are not logged, so these
+    /// are not state: they start from zero at every start and are left out of images.
+    pub(crate) since_start: SinceStart,
+}
+
+/// Counts of what the engine refused since it started (not logged, not in snapshots).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinceStart {
+    pub holds_refused: u64,
 }
 
 /// The result of applying one request.
@@ -84,6 +101,10 @@ impl State {
 
     fn apply_command(&mut self, command: &Command, now_ms: u64) -> Applied {
         let outcome = self.execute(command, now_ms);
+        let is_hold = matches!(command, Command::Reserve { .. } | Command::ReserveRouted { .. });
+        if is_hold && matches!(outcome, Err(EngineError::InsufficientStock { .. })) {
+            self.since_start.holds_refused += 1;
+        }
         let changed = outcome.is_ok();
         if changed {
             self.last_applied_ms = now_ms;
@@ -115,7 +136,63 @@ impl State {
                 self.commit_hold(*hold, order_number, now_ms)
             }
             Command::Tick => Ok(self.tick(now_ms)),
-            _ => Err(EngineError::Unavailable("orders are not built yet".into())),
+            Command::SetRoutingWeights(weights) => self.set_routing_weights(weights),
+            Command::ReserveRouted { lines, destination, ttl_ms } => {
+                self.reserve_routed(lines, destination, *ttl_ms, now_ms)
+            }
+            order => self.execute_order(order, now_ms),
+        }
+    }
+
+    fn execute_order(&mut self, command: &Command, now_ms: u64) -> Outcome {
+        match command {
+            Command::PlaceOrder(order) => self.place_order(order, None, now_ms),
+            Command::RecordPayment { order, event, amount_minor, reference } => {
+                allot_protocol::check::amount("payment amount", *amount_minor)
+                    .and_then(|()| {
+                        allot_protocol::check::text(
+                            "payment reference",
+                            reference,
+                            allot_protocol::limits::PAYMENT_REFERENCE_BYTES_MAX,
+                        )
+                    })
+                    .map_err(EngineError::InvalidArgument)?;
+                self.record_payment(*order, *event)
+            }
+            Command::HoldOrder { order, reason, note } => {
+                super::validate::text("note", note, super::limits::REASON_BYTES_MAX)?;
+                self.hold_order(*order, *reason)
+            }
+            Command::ReleaseOrderHold { order } => self.release_order_hold(*order),
+            Command::CancelOrder { order, reason } => {
+                super::validate::text("reason", reason, super::limits::REASON_BYTES_MAX)?;
+                self.cancel_order(*order, now_ms)
+            }
+            Command::CancelShipment { shipment, reason } => {
+                super::validate::text("reason", reason, super::limits::REASON_BYTES_MAX)?;
+                self.cancel_shipment(*shipment, now_ms)
+            }
+            Command::CancelOrderLines { order, lines, reason } => {
+                super::validate::text("reason", reason, super::limits::REASON_BYTES_MAX)?;
+                self.cancel_order_lines(*order, lines, now_ms)
+            }
+            Command::AdvanceShipment { shipment, step } => {
+                self.advance_shipment(*shipment, step, now_ms)
+            }
+            Command::ShortPick { shipment, missing } => self.short_pick(*shipment, missing, now_ms),
+            Command::AllocateBackorders { order } => self.allocate_backorders(*order, now_ms),
+            Command::RequestReturn { order, lines, reason } => {
+                self.request_return(*order, lines, reason, now_ms)
+            }
+            Command::AuthoriseReturn { rma } => self.authorise_return(*rma, now_ms),
+            Command::ReceiveReturn { rma, location, lines } => {
+                self.receive_return(*rma, location, lines, now_ms)
+            }
+            Command::RefundReturn { rma, amount_minor } => {
+                self.refund_return(*rma, *amount_minor, now_ms)
+            }
+            Command::ExchangeReturn { rma, order } => self.exchange_return(*rma, order, now_ms),
+            other => unreachable!("{} is not an order command", other.name()),
         }
     }
 
@@ -160,6 +237,21 @@ impl State {
         [expiry, resolved, keys].into_iter().flatten().min()
     }
 
+    /// Routing weights in force; changed only by a logged `SetRoutingWeights`.
+    pub fn routing_weights(&self) -> RoutingWeights {
+        self.routing_weights
+    }
+
+    fn set_routing_weights(&mut self, weights: &RoutingWeights) -> Outcome {
+        super::routing::check_weights(weights).map_err(EngineError::InvalidArgument)?;
+        self.routing_weights = *weights;
+        Ok(Reply::RoutingWeightsSet)
+    }
+
+    pub fn order_count(&self) -> usize {
+        self.orders.orders.len()
+    }
+
     pub fn last_applied_ms(&self) -> u64 {
         self.last_applied_ms
     }
@@ -179,6 +271,14 @@ impl State {
     /// Checks the invariants that tie the tables together; a failure names the first
     /// broken one. Tests call it after every step; it is O(state).
     pub fn audit(&self) -> Result<(), String> {
+        self.audit_orders()?;
+        let mut allocated = self.committed_outside.clone();
+        for shipment in self.orders.shipments.iter().filter(|s| s.state.is_open()) {
+            for line in &shipment.lines {
+                *allocated.entry((line.sku, shipment.location)).or_default() +=
+                    u64::from(line.quantity);
+            }
+        }
         let mut held = std::collections::BTreeMap::<(u32, u32), u64>::new();
         for hold in self.holds.holds.values() {
             if hold.state == HoldState::Held {
@@ -194,6 +294,16 @@ impl State {
                 }
             }
             for cell in &stock.cells {
+                let in_shipments = allocated.remove(&(sku as u32, cell.location)).unwrap_or(0);
+                if u64::from(cell.allocated) != in_shipments {
+                    return Err(format!(
+                        "cell ({}, {}) has {} allocated but its open shipments and holds \
+                         committed outside hold {in_shipments}",
+                        self.skus.name(sku as u32),
+                        self.location_codes.name(cell.location),
+                        cell.allocated
+                    ));
+                }
                 let expected = held.remove(&(sku as u32, cell.location)).unwrap_or(0);
                 if u64::from(cell.held) != expected {
                     return Err(format!(
@@ -207,6 +317,56 @@ impl State {
         }
         if let Some(((sku, location), quantity)) = held.into_iter().next() {
             return Err(format!("holds of {quantity} at missing cell ({sku}, {location})"));
+        }
+        if let Some(((sku, location), quantity)) = allocated.into_iter().next() {
+            return Err(format!("shipments of {quantity} at missing cell ({sku}, {location})"));
+        }
+        Ok(())
+    }
+
+    /// Every order's units are accounted for, its cached state is the derived one, and
+    /// the open workload per location matches its open shipments.
+    fn audit_orders(&self) -> Result<(), String> {
+        let mut open = vec![(0u32, 0u64); self.locations.len()];
+        for order in &self.orders.orders {
+            for line in &order.lines {
+                let in_shipments: u64 = (order.shipments.iter())
+                    .map(|&id| self.orders.shipment(id).expect("exists"))
+                    .filter(|shipment| shipment.state != super::outcome::ShipmentState::Cancelled)
+                    .map(|shipment| u64::from(shipment.units_of(line.sku)))
+                    .sum();
+                let placed = u64::from(line.cancelled) + u64::from(line.backordered) + in_shipments;
+                if placed != u64::from(line.quantity) {
+                    return Err(format!(
+                        "order {} line {} has {} units but accounts for {placed}",
+                        order.id,
+                        self.skus.name(line.sku),
+                        line.quantity
+                    ));
+                }
+            }
+            let derived = super::order_state::derive(&self.orders.tally(order));
+            if derived != order.state {
+                return Err(format!(
+                    "order {} is {:?}, derived {derived:?}",
+                    order.id, order.state
+                ));
+            }
+        }
+        for shipment in self.orders.shipments.iter().filter(|s| s.state.is_open()) {
+            let entry = &mut open[shipment.location as usize];
+            entry.0 += 1;
+            entry.1 += shipment.units();
+        }
+        for (location, (shipments, units)) in open.into_iter().enumerate() {
+            let counted = self.orders.open_shipments.get(location).copied().unwrap_or(0);
+            let counted_units = self.orders.open_units.get(location).copied().unwrap_or(0);
+            if (counted, counted_units) != (shipments, units) {
+                return Err(format!(
+                    "location {location} counts {counted} open shipments of {counted_units} \
+                     units, has {shipments} of {units}"
+                ));
+            }
         }
         Ok(())
     }

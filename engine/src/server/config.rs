@@ -39,6 +39,12 @@
 //! segment_bytes_target = 67108864
 //! snapshot_every_records = 4000000   # 0: only on shutdown or when asked
 //! snapshot_on_shutdown = true
+//!
+//! [routing]                      # any key set: every unset one takes its default
+//! distance_minor_per_km = 1      # score per km from the location to the customer
+//! shipping_cost_percent = 100    # share of the location's shipping cost in the score
+//! workload_penalty_minor = 500   # score of a location at full capacity
+//! shipments_max = 4              # most locations one order is split over
 //! ```
 //!
 //! With no `[[tokens]]`, the server creates (once) an admin token in
@@ -59,6 +65,7 @@ use allot_protocol::limits::{FRAME_BYTES_MAX, TOKEN_BYTES_MAX};
 use serde::Deserialize;
 
 use crate::EngineConfig;
+use crate::core::routing::{RoutingWeights, check_weights};
 
 /// Default address: loopback only, so a development server is not reachable from outside.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:7411";
@@ -398,6 +405,34 @@ struct FileConfig {
     tokens: Vec<FileToken>,
     limits: Option<FileLimits>,
     engine: Option<FileEngine>,
+    routing: Option<FileRouting>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRouting {
+    distance_minor_per_km: Option<i64>,
+    shipping_cost_percent: Option<i64>,
+    workload_penalty_minor: Option<i64>,
+    shipments_max: Option<usize>,
+}
+
+impl FileRouting {
+    /// The weights this table sets, the defaults for the keys it leaves out.
+    fn weights(self) -> Result<RoutingWeights, ConfigError> {
+        let defaults = RoutingWeights::default();
+        let weights = RoutingWeights {
+            distance_minor_per_km: (self.distance_minor_per_km)
+                .unwrap_or(defaults.distance_minor_per_km),
+            shipping_cost_percent: (self.shipping_cost_percent)
+                .unwrap_or(defaults.shipping_cost_percent),
+            workload_penalty_minor: (self.workload_penalty_minor)
+                .unwrap_or(defaults.workload_penalty_minor),
+            shipments_max: self.shipments_max.unwrap_or(defaults.shipments_max),
+        };
+        check_weights(&weights).map_err(|error| ConfigError(format!("[routing]: {error}")))?;
+        Ok(weights)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -461,6 +496,9 @@ impl FileConfig {
         }
         if let Some(threads) = self.network_threads {
             config.network_threads = threads;
+        }
+        if let Some(routing) = self.routing {
+            config.engine.routing_weights = Some(routing.weights()?);
         }
         if let Some(tls) = self.tls {
             tls.apply(config)?;
@@ -742,6 +780,22 @@ mod tests {
         assert_eq!(engine.snapshot_every_records, engine_defaults.snapshot_every_records);
         assert_eq!(engine.snapshot_on_shutdown, engine_defaults.snapshot_on_shutdown);
         assert_eq!(config.client_cert_role, Role::Read);
+    }
+
+    #[test]
+    fn a_routing_table_sets_its_weights_and_defaults_the_rest() {
+        let mut config = ServerConfig::default();
+        FileConfig::parse("[routing]\nworkload_penalty_minor = 9000\nshipments_max = 2")
+            .unwrap()
+            .apply(&mut config)
+            .unwrap();
+        let weights = config.engine.routing_weights.expect("set");
+        assert_eq!((weights.workload_penalty_minor, weights.shipments_max), (9000, 2));
+        assert_eq!(weights.distance_minor_per_km, RoutingWeights::default().distance_minor_per_km);
+        let bad = FileConfig::parse("[routing]\nshipments_max = 0").unwrap();
+        let error = bad.apply(&mut ServerConfig::default()).unwrap_err();
+        assert!(error.0.contains("shipments_max 0"), "{error}");
+        assert_eq!(ServerConfig::default().engine.routing_weights, None);
     }
 
     #[test]

@@ -1,0 +1,453 @@
+//! Orders, shipments and returns as the core keeps them, with the indexes that answer
+//! paged queries and KPIs without a scan.
+//!
+//! Ids are sequential from 1 and nothing is ever removed, so each table is a vector
+//! indexed by `id − 1`: appends only, written to a snapshot as it is. The indexes
+//! (by number, customer, state, location; the pick-list floor; open workload per
+//! location; counts per channel and state) are derived: snapshots leave them out and
+//! `OrderBook::rebuild_indexes` recomputes them on load.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{Address, Channel, OrderHoldReason};
+use super::ids::{FastMap, HoldId, Interner, LocationId, SkuId};
+use super::order_state::{OrderState, OrderTally, PaymentState};
+use super::outcome::{OrderId, ReturnId, ReturnState, ShipmentId};
+use super::routing::{Assessment, Rule};
+use super::shipment::{Delivery, Lifecycle, ShipmentState};
+
+/// Where an order goes, with the pickup store interned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderDelivery {
+    Ship(Address),
+    Pickup(LocationId),
+}
+
+impl OrderDelivery {
+    pub fn method(&self) -> Delivery {
+        match self {
+            OrderDelivery::Ship(_) => Delivery::Ship,
+            OrderDelivery::Pickup(_) => Delivery::Pickup,
+        }
+    }
+}
+
+/// One order line and where its units that are not in a shipment went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLineRecord {
+    pub sku: SkuId,
+    pub quantity: u32,
+    pub unit_price_minor: i64,
+    pub cancelled: u32,
+    pub backordered: u32,
+    /// Units received back on returns.
+    pub returned: u32,
+}
+
+/// A routing decision as recorded: the rule, how many locations it looked at, and the
+/// assessments kept (chosen first, then the best of the rest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub rule: Rule,
+    pub considered: u32,
+    pub kept: Vec<Assessment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub channel: Channel,
+    pub external_number: Box<str>,
+    pub customer: u32,
+    pub delivery: OrderDelivery,
+    pub currency: Box<str>,
+    /// One line per SKU.
+    pub lines: Vec<OrderLineRecord>,
+    pub shipments: Vec<ShipmentId>,
+    pub returns: Vec<ReturnId>,
+    pub payment: PaymentState,
+    pub hold: Option<OrderHoldReason>,
+    pub placed_at_ms: u64,
+    pub from_hold: Option<HoldId>,
+    pub exchange_for: Option<ReturnId>,
+    pub routing: Decision,
+    /// Fingerprint of the placement request: a repeat of the same number with the same
+    /// order is answered, with another order refused.
+    pub placement: u64,
+    /// The derived state as of the last change (kept for the state index).
+    pub state: OrderState,
+}
+
+impl Order {
+    pub fn line_mut(&mut self, sku: SkuId) -> Option<&mut OrderLineRecord> {
+        self.lines.iter_mut().find(|line| line.sku == sku)
+    }
+
+    pub fn total_minor(&self) -> i64 {
+        self.lines.iter().map(|line| i64::from(line.quantity) * line.unit_price_minor).sum()
+    }
+
+    pub fn units(&self) -> u64 {
+        self.lines.iter().map(|line| u64::from(line.quantity)).sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentLine {
+    pub sku: SkuId,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub id: ShipmentId,
+    pub order: OrderId,
+    pub location: LocationId,
+    pub delivery: Delivery,
+    pub state: ShipmentState,
+    pub lines: Vec<ShipmentLine>,
+    pub carrier: Option<Box<str>>,
+    pub tracking: Option<Box<str>>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl Shipment {
+    pub fn units(&self) -> u64 {
+        self.lines.iter().map(|line| u64::from(line.quantity)).sum()
+    }
+
+    /// Units of `sku` in the shipment.
+    pub fn units_of(&self, sku: SkuId) -> u32 {
+        self.lines.iter().filter(|line| line.sku == sku).map(|line| line.quantity).sum()
+    }
+
+    /// On the location's pick list: released to the floor, or being picked.
+    pub fn is_on_floor(&self) -> bool {
+        matches!(self.state, ShipmentState::Released | ShipmentState::Picking)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLine {
+    pub sku: SkuId,
+    pub requested: u32,
+    pub resellable: u32,
+    pub damaged: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Return {
+    pub id: ReturnId,
+    pub order: OrderId,
+    pub state: ReturnState,
+    pub reason: Box<str>,
+    pub lines: Vec<ReturnLine>,
+    pub received_at: Option<LocationId>,
+    pub damage_reasons: Vec<Box<str>>,
+    pub refunded_minor: i64,
+    pub exchange_order: Option<OrderId>,
+    pub requested_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+/// Running totals for the order KPIs; part of the state, so they survive restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderKpis {
+    pub orders_placed: u64,
+    /// Orders routed to more than one location when placed.
+    pub orders_split: u64,
+    pub units_ordered: u64,
+    pub units_filled_at_placement: u64,
+    pub units_shipped: u64,
+    pub units_returned: u64,
+    /// Placement to a shipment leaving its location.
+    pub placement_to_ship: DurationHistogram,
+}
+
+/// Durations in milliseconds, counted in log-linear buckets: exact below 8 ms, then
+/// eight buckets per power of two (at most 12.5 % apart). Fixed size, deterministic and
+/// cheap to snapshot, which a sorted sample of every shipment would not be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurationHistogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+/// Sub-buckets per power of two, as a bit count.
+const HISTOGRAM_SUB_BITS: u32 = 3;
+const HISTOGRAM_SUB_BUCKETS: u64 = 1 << HISTOGRAM_SUB_BITS;
+/// Enough buckets for any `u64`.
+const HISTOGRAM_BUCKETS: usize =
+    (HISTOGRAM_SUB_BUCKETS * (64 - HISTOGRAM_SUB_BITS as u64 + 1)) as usize;
+
+impl Default for DurationHistogram {
+    fn default() -> Self {
+        DurationHistogram { counts: vec![0; HISTOGRAM_BUCKETS], total: 0 }
+    }
+}
+
+impl DurationHistogram {
+    pub fn record(&mut self, value_ms: u64) {
+        self.counts[Self::bucket(value_ms)] += 1;
+        self.total += 1;
+    }
+
+    /// The lower bound of the bucket holding the `percent`th percentile, if anything was
+    /// recorded.
+    pub fn percentile_ms(&self, percent: u64) -> Option<u64> {
+        assert!((1..=100).contains(&percent));
+        if self.total == 0 {
+            return None;
+        }
+        let rank = (self.total * percent).div_ceil(100);
+        let mut seen = 0;
+        for (bucket, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(Self::lower_bound(bucket));
+            }
+        }
+        unreachable!("the counts add up to the total")
+    }
+
+    fn bucket(value: u64) -> usize {
+        if value < HISTOGRAM_SUB_BUCKETS {
+            return value as usize;
+        }
+        let magnitude = 63 - value.leading_zeros();
+        let sub = (value >> (magnitude - HISTOGRAM_SUB_BITS)) & (HISTOGRAM_SUB_BUCKETS - 1);
+        (HISTOGRAM_SUB_BUCKETS * u64::from(magnitude - HISTOGRAM_SUB_BITS + 1) + sub) as usize
+    }
+
+    fn lower_bound(bucket: usize) -> u64 {
+        let bucket = bucket as u64;
+        if bucket < HISTOGRAM_SUB_BUCKETS {
+            return bucket;
+        }
+        let magnitude = bucket / HISTOGRAM_SUB_BUCKETS - 1 + u64::from(HISTOGRAM_SUB_BITS);
+        let sub = bucket % HISTOGRAM_SUB_BUCKETS;
+        (HISTOGRAM_SUB_BUCKETS + sub) << (magnitude - u64::from(HISTOGRAM_SUB_BITS))
+    }
+}
+
+/// Orders, shipments and returns, and their indexes.
+#[derive(Debug, Clone, Default)]
+pub struct OrderBook {
+    /// Indexed by `id − 1`.
+    pub orders: Vec<Order>,
+    pub shipments: Vec<Shipment>,
+    pub returns: Vec<Return>,
+    pub customers: Interner,
+    pub kpis: OrderKpis,
+    // Derived indexes, rebuilt on load.
+    pub by_number: FastMap<(Channel, Box<str>), OrderId>,
+    pub by_customer: BTreeSet<(u32, OrderId)>,
+    pub by_state: BTreeSet<(OrderState, OrderId)>,
+    /// Orders with a shipment (of any state) at a location.
+    pub by_location: BTreeSet<(LocationId, OrderId)>,
+    /// Shipments released to the floor or being picked: the pick lists.
+    pub floor: BTreeSet<(LocationId, ShipmentId)>,
+    /// Open shipments and their units per location, indexed by location id.
+    pub open_shipments: Vec<u32>,
+    pub open_units: Vec<u64>,
+    /// Orders per (channel, state).
+    pub counts: std::collections::BTreeMap<(Channel, OrderState), u64>,
+}
+
+impl OrderBook {
+    pub fn order(&self, id: OrderId) -> Option<&Order> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.orders.get(index)
+    }
+
+    pub fn order_mut(&mut self, id: OrderId) -> &mut Order {
+        &mut self.orders[(id - 1) as usize]
+    }
+
+    pub fn shipment(&self, id: ShipmentId) -> Option<&Shipment> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.shipments.get(index)
+    }
+
+    pub fn shipment_mut(&mut self, id: ShipmentId) -> &mut Shipment {
+        &mut self.shipments[(id - 1) as usize]
+    }
+
+    pub fn return_record(&self, id: ReturnId) -> Option<&Return> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.returns.get(index)
+    }
+
+    pub fn return_mut(&mut self, id: ReturnId) -> &mut Return {
+        &mut self.returns[(id - 1) as usize]
+    }
+
+    pub fn next_order_id(&self) -> OrderId {
+        self.orders.len() as OrderId + 1
+    }
+
+    pub fn next_shipment_id(&self) -> ShipmentId {
+        self.shipments.len() as ShipmentId + 1
+    }
+
+    pub fn next_return_id(&self) -> ReturnId {
+        self.returns.len() as ReturnId + 1
+    }
+
+    /// Open shipments at a location now (counted against its daily capacity).
+    pub fn open_at(&self, location: LocationId) -> u32 {
+        self.open_shipments.get(location as usize).copied().unwrap_or(0)
+    }
+
+    /// Counts a shipment as open (`+1`) or no longer open (`-1`) at its location.
+    pub fn count_open(&mut self, location: LocationId, units: u64, opened: bool) {
+        let index = location as usize;
+        if self.open_shipments.len() <= index {
+            self.open_shipments.resize(index + 1, 0);
+            self.open_units.resize(index + 1, 0);
+        }
+        if opened {
+            self.open_shipments[index] += 1;
+            self.open_units[index] += units;
+        } else {
+            self.open_shipments[index] -= 1;
+            self.open_units[index] -= units;
+        }
+    }
+
+    /// Units of an open shipment that left it (cancelled, short-picked) without closing it.
+    pub fn uncount_open_units(&mut self, location: LocationId, units: u64) {
+        self.open_units[location as usize] -= units;
+    }
+
+    /// The order's quantities as the state derivation sees them.
+    pub fn tally(&self, order: &Order) -> OrderTally {
+        let mut tally = OrderTally {
+            on_hold: order.hold.is_some(),
+            payment: Some(order.payment),
+            ..OrderTally::default()
+        };
+        for line in &order.lines {
+            tally.ordered += u64::from(line.quantity);
+            tally.cancelled += u64::from(line.cancelled);
+            tally.backordered += u64::from(line.backordered);
+            tally.returned += u64::from(line.returned);
+        }
+        for &id in &order.shipments {
+            let shipment = self.shipment(id).expect("an order's shipments exist");
+            let units = shipment.units();
+            match shipment.state {
+                ShipmentState::Allocated => tally.allocated += units,
+                state if state.is_open() => tally.in_progress += units,
+                state if state.has_left() => {
+                    tally.shipped += units;
+                    if state.is_delivered() {
+                        tally.delivered += units;
+                    }
+                }
+                _ => {}
+            }
+        }
+        tally
+    }
+
+    /// Recomputes an order's derived state and moves it in the indexes if it changed.
+    pub fn refresh(&mut self, id: OrderId) -> OrderState {
+        let order = self.order(id).expect("refresh is called on a known order");
+        let state = super::order_state::derive(&self.tally(order));
+        let (channel, before) = (order.channel, order.state);
+        if state != before {
+            self.by_state.remove(&(before, id));
+            self.by_state.insert((state, id));
+            self.uncount(channel, before);
+            *self.counts.entry((channel, state)).or_default() += 1;
+            self.order_mut(id).state = state;
+        }
+        state
+    }
+
+    fn uncount(&mut self, channel: Channel, state: OrderState) {
+        let count = self.counts.get_mut(&(channel, state)).expect("counted");
+        *count -= 1;
+        if *count == 0 {
+            self.counts.remove(&(channel, state));
+        }
+    }
+
+    /// Adds a new order to the table and its indexes.
+    pub fn insert_order(&mut self, order: Order) {
+        assert_eq!(order.id, self.next_order_id(), "order ids are sequential");
+        self.index_order(&order);
+        self.orders.push(order);
+    }
+
+    fn index_order(&mut self, order: &Order) {
+        let key = (order.channel, order.external_number.clone());
+        let previous = self.by_number.insert(key, order.id);
+        assert!(previous.is_none(), "external numbers are unique per channel");
+        self.by_customer.insert((order.customer, order.id));
+        self.by_state.insert((order.state, order.id));
+        *self.counts.entry((order.channel, order.state)).or_default() += 1;
+    }
+
+    /// Adds a new shipment, counts it open and indexes it under its order's location.
+    pub fn insert_shipment(&mut self, shipment: Shipment) {
+        assert_eq!(shipment.id, self.next_shipment_id(), "shipment ids are sequential");
+        assert_eq!(shipment.state, ShipmentState::Allocated);
+        self.count_open(shipment.location, shipment.units(), true);
+        self.by_location.insert((shipment.location, shipment.order));
+        self.order_mut(shipment.order).shipments.push(shipment.id);
+        self.shipments.push(shipment);
+    }
+
+    /// Recomputes every derived index from the tables (after a snapshot load).
+    pub fn rebuild_indexes(&mut self) {
+        let orders = std::mem::take(&mut self.orders);
+        for order in &orders {
+            self.index_order(order);
+        }
+        self.orders = orders;
+        let shipments = std::mem::take(&mut self.shipments);
+        for shipment in &shipments {
+            self.by_location.insert((shipment.location, shipment.order));
+            if shipment.state.is_open() {
+                self.count_open(shipment.location, shipment.units(), true);
+            }
+            if shipment.is_on_floor() {
+                self.floor.insert((shipment.location, shipment.id));
+            }
+        }
+        self.shipments = shipments;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_percentiles_fall_in_the_right_bucket() {
+        let mut histogram = DurationHistogram::default();
+        assert_eq!(histogram.percentile_ms(50), None);
+        for value in 1..=100 {
+            histogram.record(value * 1_000);
+        }
+        let p50 = histogram.percentile_ms(50).unwrap();
+        let p95 = histogram.percentile_ms(95).unwrap();
+        assert!((43_750..=50_000).contains(&p50), "{p50}");
+        assert!((83_125..=95_000).contains(&p95), "{p95}");
+        histogram.record(3);
+        assert_eq!(DurationHistogram::lower_bound(DurationHistogram::bucket(3)), 3);
+    }
+
+    #[test]
+    fn every_value_lands_in_a_bucket_whose_bound_is_at_most_it_and_within_an_eighth() {
+        for value in (0..20).chain([1 << 20, (1 << 20) + 12_345, u64::MAX / 3, u64::MAX]) {
+            let bound = DurationHistogram::lower_bound(DurationHistogram::bucket(value));
+            assert!(bound <= value && value - bound <= value / 8, "{value} → {bound}");
+        }
+    }
+}
