@@ -180,11 +180,13 @@ impl Engine {
             RequestBody::Command { command, .. } => self.command(command),
             RequestBody::Query(Query::Order { order }) => {
                 match self.orders.get(*order as usize - 1) {
-                    Some(_) => Ok(Reply::Order(self.order_view(*order))),
+                    Some(_) => Ok(Reply::Order(Box::new(self.order_view(*order)))),
                     None => server_error(ErrorCode::NotFound, "no such order"),
                 }
             }
-            RequestBody::Query(Query::Return { rma }) => Ok(Reply::Return(self.return_view(*rma))),
+            RequestBody::Query(Query::Return { rma }) => {
+                Ok(Reply::Return(Box::new(self.return_view(*rma))))
+            }
             other => panic!("the flow sent {other:?}"),
         }
     }
