@@ -153,6 +153,8 @@ pub struct Catalogue {
     pub spec: CatalogueSpec,
     locations: Vec<LocationSpec>,
     skus: Vec<String>,
+    /// What every SKU code starts with; the rest is its index.
+    sku_prefix: String,
     /// `locations_per_sku` location indexes per SKU, flattened, sorted within a SKU.
     stocked_at: Vec<u32>,
     /// SKU index of each popularity rank (a seeded permutation, so popularity does not
@@ -204,6 +206,7 @@ impl Catalogue {
             location_by_code,
             locations,
             skus,
+            sku_prefix: SKU_PREFIX_DEFAULT.to_owned(),
             stocked_at,
             sku_of_rank,
             popularity: Zipf::new(spec.n_skus, SKU_POPULARITY_EXPONENT),
@@ -214,7 +217,22 @@ impl Catalogue {
     /// workloads can share one server without sharing stock.
     pub fn with_sku_prefix(mut self, prefix: &str) -> Catalogue {
         self.skus = sku_names(prefix, self.spec.n_skus);
+        self.sku_prefix = prefix.to_owned();
         self
+    }
+
+    /// The same catalogue with every location taking `shipments` open shipments a day.
+    pub fn with_daily_capacity(mut self, shipments: u32) -> Catalogue {
+        for location in &mut self.locations {
+            location.daily_capacity = shipments;
+        }
+        self
+    }
+
+    /// The index of the SKU with code `code`.
+    pub fn sku_index(&self, code: &str) -> Option<u32> {
+        let index: usize = code.strip_prefix(&self.sku_prefix)?.parse().ok()?;
+        (index < self.skus.len() && self.skus[index] == code).then_some(index as u32)
     }
 
     pub fn cell_count(&self) -> usize {
@@ -458,6 +476,16 @@ mod tests {
         requests.extend((0..50).map(|_| draws.cart(5)));
         requests.extend((0..50).map(|_| draws.checkout_cart()));
         requests
+    }
+
+    #[test]
+    fn sku_codes_map_back_to_their_index() {
+        let catalogue = small(3).with_sku_prefix("LIFE-").with_daily_capacity(1_000_000);
+        assert_eq!(catalogue.sku_index(catalogue.sku(42)), Some(42));
+        assert_eq!(catalogue.sku_index("LIFE-0000500"), None, "past the catalogue");
+        assert_eq!(catalogue.sku_index("SKU-0000042"), None, "another prefix");
+        assert_eq!(catalogue.sku_index("LIFE-42"), None, "not the catalogue's spelling");
+        assert!(catalogue.locations().iter().all(|spec| spec.daily_capacity == 1_000_000));
     }
 
     #[test]

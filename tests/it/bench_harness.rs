@@ -160,6 +160,35 @@ fn checkout_against_allotd_audits_commits_releases_and_expiries() {
 }
 
 #[test]
+fn lifecycle_against_allotd_delivers_returns_and_cancels_orders_and_audits_stock() {
+    let allotd = Allotd::start();
+    let mut extra = against(&allotd);
+    extra.extend(
+        ["--workload", "lifecycle", "--duration", "3", "--depth", "16", "--batch", "4"]
+            .map(String::from),
+    );
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let report = run(&args(&extra));
+    assert_eq!(harness::exit_status(&Ok(report.clone())), 0, "{:?}", report.audit);
+    assert!(report.audit.passed, "{:?}", report.audit);
+    let ledger = &report.ledger;
+    assert!(
+        ledger.orders_delivered > 0 && ledger.orders_returned > 0 && ledger.orders_cancelled > 0,
+        "{ledger:?}"
+    );
+    // Every order placed was seen through, none refused or stuck, nothing lost.
+    let ended = ledger.orders_delivered + ledger.orders_returned + ledger.orders_cancelled;
+    assert_eq!(ended, ledger.orders_placed, "{ledger:?}");
+    assert_eq!((ledger.orders_refused, ledger.orders_stuck, ledger.unknown_outcomes), (0, 0, 0));
+    assert!(ledger.units_shipped > ledger.units_restocked && ledger.units_restocked > 0);
+    assert!(report.orders_per_s.is_some_and(|per_s| per_s > 0.0), "{:?}", report.orders_per_s);
+    for kind in ["place", "pay", "read", "step", "return"] {
+        assert!(report.by_kind.get(kind).is_some_and(|figures| figures.count > 0), "{kind}");
+    }
+    assert!(report.audit.details.iter().any(|line| line.contains("sampled orders checked, 0")));
+}
+
+#[test]
 fn a_flash_sale_sells_exactly_the_stock_in_an_open_loop() {
     // 10 SKUs × 20 locations × 5 units = 1 000 units for 3 000 buyers.
     let report = run(&Args::parse_from([

@@ -20,6 +20,13 @@ pub const FLASH_SALE_SKUS: usize = 10;
 pub const FLASH_SALE_LOCATIONS: usize = 20;
 pub const FLASH_SALE_UNITS_PER_SKU: u32 = 10_000;
 pub const FLASH_SALE_BUYERS: u64 = 200_000;
+/// DESIGN §6 `lifecycle` runs on the `checkout` catalogue (100 000 SKUs × 50 locations,
+/// each SKU at 10) with this many units per cell, so the most popular SKU (about 8 % of
+/// order lines) lasts well past a release run; returns put some back.
+pub const LIFECYCLE_UNITS_PER_CELL_DEFAULT: u32 = 10_000;
+/// Open shipments a `lifecycle` location takes a day: far more than a run opens, so
+/// routing never turns a location away for capacity.
+pub const LIFECYCLE_DAILY_CAPACITY: u32 = 1_000_000;
 /// Measured seconds of a timed workload, and its warm-up before them.
 pub const DURATION_S_DEFAULT: f64 = 10.0;
 pub const WARMUP_S_DEFAULT: f64 = 2.0;
@@ -41,6 +48,12 @@ pub enum WorkloadKind {
     Checkout,
     /// 200 000 buyers of one unit of 10 hot SKUs: exactly the stock is sold.
     FlashSale,
+    /// Orders of 1–3 Zipf SKUs placed, paid, read once, then every shipment released,
+    /// picked, packed, shipped and delivered; 2 % cancelled right after placement, 8 % of
+    /// delivered orders returned (one RMA per shipment, restocked where it shipped from)
+    /// and refunded. 100 000 SKUs × 50 locations, 10 000 units per cell. Needs an admin
+    /// token.
+    Lifecycle,
 }
 
 impl WorkloadKind {
@@ -49,6 +62,7 @@ impl WorkloadKind {
             WorkloadKind::Hold => "hold",
             WorkloadKind::Checkout => "checkout",
             WorkloadKind::FlashSale => "flash-sale",
+            WorkloadKind::Lifecycle => "lifecycle",
         }
     }
 }
@@ -83,7 +97,8 @@ pub struct Args {
     /// QUIC connections.
     #[arg(long, default_value_t = 50)]
     pub connections: usize,
-    /// Requests in flight per connection (a multiple of `--batch`).
+    /// Requests in flight per connection (a multiple of `--batch`). For `lifecycle`, orders
+    /// under way per connection: each has one step in flight at a time.
     #[arg(long, default_value_t = 1)]
     pub depth: usize,
     /// Requests per frame.
@@ -124,6 +139,10 @@ pub struct Args {
     /// Prefix of the catalogue's SKU codes (default: one per workload).
     #[arg(long)]
     pub sku_prefix: Option<String>,
+    /// Prefix of `lifecycle` order numbers, which must be new to the server (default:
+    /// `LC` and the run's start time in base 36, so runs against one server never meet).
+    #[arg(long)]
+    pub order_prefix: Option<String>,
     /// Per-attempt request timeout in milliseconds.
     #[arg(long, default_value_t = REQUEST_TIMEOUT_MS_DEFAULT)]
     pub timeout_ms: u64,
@@ -159,8 +178,33 @@ pub struct Settings {
     pub buyers: Option<u64>,
     pub ttl_ms: u64,
     pub sku_prefix: String,
+    /// What every `lifecycle` order number starts with.
+    pub order_prefix: String,
     pub reads_per_hold: usize,
     pub timeout_ms: u64,
+}
+
+/// Bytes an order number takes after its prefix: `-`, the stream, `-`, the order (each a
+/// `u64` at most 20 digits).
+pub const ORDER_NUMBER_SUFFIX_BYTES_MAX: usize = 2 * (1 + 20);
+
+/// `LC` and the current Unix time in milliseconds, base 36.
+fn default_order_prefix() -> String {
+    let mut millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let mut digits = Vec::new();
+    loop {
+        digits.push(char::from_digit((millis % 36) as u32, 36).expect("a base-36 digit"));
+        millis /= 36;
+        if millis == 0 {
+            break;
+        }
+    }
+    digits.iter().rev().fold("LC".to_owned(), |mut prefix, digit| {
+        prefix.push(digit.to_ascii_uppercase());
+        prefix
+    })
 }
 
 /// DESIGN §6 `checkout`: 10 availability reads per hold.
@@ -185,6 +229,7 @@ impl Settings {
             WorkloadKind::Hold | WorkloadKind::Checkout => {
                 (100_000, 50, 10, UNITS_PER_CELL_DEFAULT)
             }
+            WorkloadKind::Lifecycle => (100_000, 50, 10, LIFECYCLE_UNITS_PER_CELL_DEFAULT),
             WorkloadKind::FlashSale => (
                 FLASH_SALE_SKUS,
                 FLASH_SALE_LOCATIONS,
@@ -217,13 +262,17 @@ impl Settings {
             buyers: finite.then(|| args.buyers.unwrap_or(FLASH_SALE_BUYERS)),
             ttl_ms: args.ttl_ms.unwrap_or(match workload {
                 WorkloadKind::Checkout => CHECKOUT_TTL_MS_DEFAULT,
-                WorkloadKind::Hold | WorkloadKind::FlashSale => HOLD_TTL_MS_LONG,
+                WorkloadKind::Hold | WorkloadKind::FlashSale | WorkloadKind::Lifecycle => {
+                    HOLD_TTL_MS_LONG
+                }
             }),
             sku_prefix: args.sku_prefix.clone().unwrap_or_else(|| match workload {
                 WorkloadKind::Hold => "HOLD-".to_owned(),
                 WorkloadKind::Checkout => "CART-".to_owned(),
                 WorkloadKind::FlashSale => "FLASH-".to_owned(),
+                WorkloadKind::Lifecycle => "LIFE-".to_owned(),
             }),
+            order_prefix: args.order_prefix.clone().unwrap_or_else(default_order_prefix),
             reads_per_hold: if workload == WorkloadKind::Checkout {
                 CHECKOUT_READS_PER_HOLD
             } else {
@@ -264,6 +313,12 @@ impl Settings {
         if self.buyers == Some(0) {
             return Err("--buyers must be at least 1".into());
         }
+        // An order number is the prefix, `-`, the stream and `-`, the order's number.
+        let prefix_max =
+            allot_protocol::limits::ORDER_NUMBER_BYTES_MAX - ORDER_NUMBER_SUFFIX_BYTES_MAX;
+        if self.order_prefix.is_empty() || self.order_prefix.len() > prefix_max {
+            return Err(format!("--order-prefix must be 1 to {prefix_max} bytes"));
+        }
         let ttl_ms = HOLD_TTL_MS_MIN..=HOLD_TTL_MS_MAX;
         if !ttl_ms.contains(&self.ttl_ms) {
             return Err(format!("--ttl-ms must be {HOLD_TTL_MS_MIN} to {HOLD_TTL_MS_MAX}"));
@@ -298,6 +353,16 @@ mod tests {
         assert_eq!((sale.skus, sale.locations, sale.stocked_per_sku), (10, 20, 20));
         assert_eq!(sale.units_per_cell as usize * sale.locations, 10_000);
         assert_eq!((sale.buyers, sale.warmup_s), (Some(200_000), 0.0));
+        let lifecycle = resolve(&["--embedded", "--workload", "lifecycle"]).unwrap();
+        assert_eq!(
+            (lifecycle.skus, lifecycle.locations, lifecycle.stocked_per_sku),
+            (100_000, 50, 10)
+        );
+        assert_eq!(lifecycle.units_per_cell, LIFECYCLE_UNITS_PER_CELL_DEFAULT);
+        assert_eq!((lifecycle.sku_prefix.as_str(), lifecycle.buyers), ("LIFE-", None));
+        assert!(lifecycle.order_prefix.starts_with("LC"), "{}", lifecycle.order_prefix);
+        let named = resolve(&["--embedded", "--workload", "lifecycle", "--order-prefix", "X"]);
+        assert_eq!(named.unwrap().order_prefix, "X");
     }
 
     #[test]
@@ -314,6 +379,9 @@ mod tests {
         assert!(resolve(&["--embedded", "--duration", "0"]).is_err());
         assert!(resolve(&["--embedded", "--ttl-ms", "10"]).unwrap_err().contains("--ttl-ms"));
         assert!(resolve(&["--embedded", "--addr", "127.0.0.1:1"]).is_err());
+        assert!(resolve(&["--embedded", "--order-prefix", ""]).is_err());
+        let long = "X".repeat(40);
+        assert!(resolve(&["--embedded", "--order-prefix", &long]).unwrap_err().contains("prefix"));
     }
 
     #[test]

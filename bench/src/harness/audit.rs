@@ -1,12 +1,14 @@
 //! The audit after a run: the server's counters for every catalogue cell, read before the
 //! load and after it, must have moved exactly as the acknowledged answers say (within the
 //! margin of requests whose outcome is unknown); no cell may have been oversold; a
-//! `flash-sale` must have sold exactly the stock on offer; and sampled holds must be in
-//! the state their answers left them in.
+//! `flash-sale` must have sold exactly the stock on offer; a `lifecycle` must have taken
+//! every order it placed to its end, with none refused or stuck; and sampled holds and
+//! orders must be in the state their answers left them in.
 
 use std::collections::HashMap;
 
 use allot_client::Client;
+use allot_protocol::order::OrderState;
 use allot_protocol::{CellView, HoldState, Query, Reply, RequestBody};
 use serde::Serialize;
 
@@ -89,6 +91,25 @@ pub async fn read_samples(
         .collect())
 }
 
+/// Reads the state of every sampled order.
+pub async fn read_order_samples(
+    clients: &[Client],
+    ledger: &Ledger,
+) -> Result<Vec<Option<OrderState>>, HarnessError> {
+    let queries = ledger
+        .order_samples
+        .iter()
+        .map(|(order, _)| RequestBody::Query(Query::Order { order: *order }));
+    let replies = send_all(clients, queries.collect()).await?;
+    Ok(replies
+        .into_iter()
+        .map(|reply| match reply {
+            Reply::Order(view) => Some(view.state),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Compares what the server shows with what the ledger expects.
 pub fn check(
     settings: &Settings,
@@ -97,6 +118,7 @@ pub fn check(
     after: &CellTable,
     ledger: &Ledger,
     sampled: &[Option<HoldState>],
+    orders: &[Option<OrderState>],
 ) -> AuditReport {
     let mut details = Vec::new();
     let mut passed = check_cells(catalogue, before, after, ledger, &mut details);
@@ -104,7 +126,13 @@ pub fn check(
     if settings.workload == WorkloadKind::FlashSale {
         passed &= check_sold_out(settings, before, ledger, &mut details);
     }
+    if settings.workload == WorkloadKind::Lifecycle {
+        passed &= check_orders(ledger, &mut details);
+    }
     passed &= check_samples(ledger, sampled, &mut details);
+    if !ledger.order_samples.is_empty() {
+        passed &= check_order_samples(ledger, orders, &mut details);
+    }
     AuditReport { passed, details }
 }
 
@@ -119,6 +147,7 @@ fn check_cells(
     let mut wrong = 0usize;
     let (mut held_seen, mut held_expected, mut allocated_seen, mut allocated_expected) =
         (0i64, 0i64, 0i64, 0i64);
+    let (mut on_hand_seen, mut on_hand_expected) = (0i64, 0i64);
     let mut picks: Vec<&CellPick> =
         before.keys().chain(after.keys()).chain(ledger.cells.keys()).collect();
     picks.sort_unstable_by_key(|pick| (pick.sku, pick.location));
@@ -133,9 +162,11 @@ fn check_cells(
         held_expected += expect.held;
         allocated_seen += allocated;
         allocated_expected += expect.allocated;
+        on_hand_seen += on_hand;
+        on_hand_expected += expect.on_hand;
         if within(held, expect.held, expect.held_unknown)
             && within(allocated, expect.allocated, expect.allocated_unknown)
-            && on_hand == 0
+            && within(on_hand, expect.on_hand, expect.on_hand_unknown)
         {
             continue;
         }
@@ -149,7 +180,8 @@ fn check_cells(
     }
     details.push(format!(
         "{} cells: held {held_seen:+} (acknowledged {held_expected:+}), allocated \
-         {allocated_seen:+} (acknowledged {allocated_expected:+}), {} unknown outcomes",
+         {allocated_seen:+} (acknowledged {allocated_expected:+}), on hand {on_hand_seen:+} \
+         (acknowledged {on_hand_expected:+}), {} unknown outcomes",
         before.len().max(after.len()),
         ledger.tally.unknown_outcomes
     ));
@@ -170,13 +202,15 @@ fn cell_mismatch(
 ) -> String {
     format!(
         "cell {} at {}: held {held:+} (acknowledged {:+}, unknown {}), allocated {allocated:+} \
-         (acknowledged {:+}, unknown {}), on hand {on_hand:+} (expected +0)",
+         (acknowledged {:+}, unknown {}), on hand {on_hand:+} (acknowledged {:+}, unknown {})",
         catalogue.sku(pick.sku as usize),
         catalogue.location_code(pick.location as usize),
         expect.held,
         expect.held_unknown,
         expect.allocated,
         expect.allocated_unknown,
+        expect.on_hand,
+        expect.on_hand_unknown,
     )
 }
 
@@ -226,6 +260,65 @@ fn check_sold_out(
         ledger.tally.sold_out, ledger.tally.gave_up
     ));
     exact && ledger.tally.gave_up == 0
+}
+
+/// Every order a `lifecycle` placed reached its end (delivered, returned or cancelled),
+/// unless it was given up on after lost answers; none was refused or stuck.
+fn check_orders(ledger: &Ledger, details: &mut Vec<String>) -> bool {
+    let tally = &ledger.tally;
+    let ended = tally.orders_delivered
+        + tally.orders_returned
+        + tally.orders_cancelled
+        + tally.orders_abandoned
+        + tally.orders_stuck;
+    details.push(format!(
+        "orders: {} placed, {} refused for want of stock, {} refused otherwise; {} delivered, \
+         {} returned, {} cancelled, {} given up after lost answers, {} stuck; {} units \
+         shipped, {} restocked; {} reads to resynchronise",
+        tally.orders_placed,
+        tally.orders_short,
+        tally.orders_refused,
+        tally.orders_delivered,
+        tally.orders_returned,
+        tally.orders_cancelled,
+        tally.orders_abandoned,
+        tally.orders_stuck,
+        tally.units_shipped,
+        tally.units_restocked,
+        tally.resyncs,
+    ));
+    for problem in &ledger.problems {
+        details.push(format!("problem: {problem}"));
+    }
+    let mut passed = tally.orders_refused == 0 && tally.orders_stuck == 0;
+    if ended != tally.orders_placed {
+        details.push(format!(
+            "{} orders placed but {ended} ended: some were left half done",
+            tally.orders_placed
+        ));
+        passed = false;
+    }
+    passed
+}
+
+fn check_order_samples(
+    ledger: &Ledger,
+    seen: &[Option<OrderState>],
+    details: &mut Vec<String>,
+) -> bool {
+    let mut wrong = 0;
+    for ((order, expected), state) in ledger.order_samples.iter().zip(seen) {
+        if *state != Some(*expected) {
+            wrong += 1;
+            if wrong <= DETAILS_CELLS_MAX {
+                details.push(format!(
+                    "order {order}: server says {state:?}, answers said {expected:?}"
+                ));
+            }
+        }
+    }
+    details.push(format!("{} sampled orders checked, {wrong} wrong", ledger.order_samples.len()));
+    wrong == 0
 }
 
 fn check_samples(
@@ -302,7 +395,126 @@ mod tests {
                 Outcome::Resolved(how) => Some(HoldState::Resolved(*how)),
             })
             .collect();
-        check(&settings, &catalogue, &before, after, ledger, &sampled)
+        // And with every sampled order.
+        let orders: Vec<Option<OrderState>> =
+            ledger.order_samples.iter().map(|(_, state)| Some(*state)).collect();
+        check(&settings, &catalogue, &before, after, ledger, &sampled, &orders)
+    }
+
+    /// Two orders: one from A (3 units) returned in part (1 unit back), one from B
+    /// (2 units) delivered.
+    fn lifecycle_ledger() -> Ledger {
+        let mut ledger = Ledger::new(None);
+        ledger.tally.orders_placed = 2;
+        ledger.shipped(A, 3);
+        ledger.restocked(A, 1);
+        ledger.order_finished(11, OrderState::Returned);
+        ledger.shipped(B, 2);
+        ledger.order_finished(12, OrderState::Delivered);
+        ledger
+    }
+
+    fn named(workload: &str, pick: CellPick) -> String {
+        let catalogue = crate::harness::catalogue(&settings(workload));
+        format!(
+            "cell {} at {}:",
+            catalogue.sku(pick.sku as usize),
+            catalogue.location_code(pick.location as usize)
+        )
+    }
+
+    #[test]
+    fn lifecycle_stock_that_moved_as_acknowledged_passes() {
+        let report = audit("lifecycle", &table(&[(A, 8, 0, 0), (B, 8, 0, 0)]), &lifecycle_ledger());
+        assert!(report.passed, "{report:?}");
+        assert!(report.details.iter().any(|line| line.starts_with("orders: 2 placed")));
+        assert!(report.details.iter().any(|line| line == "2 sampled orders checked, 0 wrong"));
+    }
+
+    #[test]
+    fn lifecycle_on_hand_off_by_one_fails_and_names_the_cell() {
+        // A return the server did not put back (or one it put back twice) shows on A.
+        for on_hand in [7, 9] {
+            let report = audit(
+                "lifecycle",
+                &table(&[(A, on_hand, 0, 0), (B, 8, 0, 0)]),
+                &lifecycle_ledger(),
+            );
+            assert!(!report.passed);
+            let cell = named("lifecycle", A);
+            let moved = format!("on hand {:+} (acknowledged -2, unknown 0)", on_hand - 10);
+            assert!(
+                report.details.iter().any(|line| line.starts_with(&cell) && line.ends_with(&moved)),
+                "{report:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lifecycle_allocation_left_behind_fails_and_names_the_cell() {
+        // B's shipment left on_hand alone and kept its allocation: it never shipped.
+        let report =
+            audit("lifecycle", &table(&[(A, 8, 0, 0), (B, 10, 0, 2)]), &lifecycle_ledger());
+        assert!(!report.passed);
+        let cell = named("lifecycle", B);
+        assert!(
+            report.details.iter().any(|line| line.starts_with(&cell)
+                && line.contains("allocated +2 (acknowledged +0, unknown 0)")),
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn lifecycle_margins_cover_only_orders_given_up_on() {
+        // An order given up on with its shipment at B packed: shipped or still allocated.
+        let mut ledger = lifecycle_ledger();
+        ledger.tally.orders_placed += 1;
+        ledger.tally.orders_abandoned += 1;
+        ledger.ship_unknown(B, 1);
+        for after in [table(&[(A, 8, 0, 0), (B, 7, 0, 0)]), table(&[(A, 8, 0, 0), (B, 8, 0, 1)])] {
+            let report = audit("lifecycle", &after, &ledger);
+            assert!(report.passed, "{report:?}");
+        }
+        let report = audit("lifecycle", &table(&[(A, 8, 0, 0), (B, 6, 0, 0)]), &ledger);
+        assert!(!report.passed, "{report:?}");
+    }
+
+    #[test]
+    fn lifecycle_orders_left_half_done_refused_or_stuck_fail() {
+        let cells = table(&[(A, 8, 0, 0), (B, 8, 0, 0)]);
+        let mut half_done = lifecycle_ledger();
+        half_done.tally.orders_placed += 1;
+        let report = audit("lifecycle", &cells, &half_done);
+        assert!(!report.passed);
+        assert!(report.details.iter().any(|line| line.contains("left half done")), "{report:?}");
+
+        let mut stuck = lifecycle_ledger();
+        stuck.tally.orders_placed += 1;
+        stuck.tally.orders_stuck += 1;
+        stuck.problem("order 13 (X-0-3): stuck: Pay: InvalidTransition".into());
+        let report = audit("lifecycle", &cells, &stuck);
+        assert!(!report.passed);
+        assert!(report.details.iter().any(|line| line.starts_with("problem: order 13")));
+
+        let mut refused = lifecycle_ledger();
+        refused.tally.orders_refused += 1;
+        assert!(!audit("lifecycle", &cells, &refused).passed);
+        let mut short = lifecycle_ledger();
+        short.tally.orders_short += 5;
+        assert!(audit("lifecycle", &cells, &short).passed, "running short is no failure");
+    }
+
+    #[test]
+    fn a_sampled_order_in_another_state_fails() {
+        let settings = settings("lifecycle");
+        let catalogue = crate::harness::catalogue(&settings);
+        let before = table(&[(A, 10, 0, 0), (B, 10, 0, 0)]);
+        let after = table(&[(A, 8, 0, 0), (B, 8, 0, 0)]);
+        let ledger = lifecycle_ledger();
+        let seen = [Some(OrderState::PartiallyReturned), Some(OrderState::Delivered)];
+        let report = check(&settings, &catalogue, &before, &after, &ledger, &[], &seen);
+        assert!(!report.passed);
+        assert!(report.details.iter().any(|line| line.starts_with("order 11:")), "{report:?}");
     }
 
     #[test]
@@ -389,10 +601,10 @@ mod tests {
         ledger.released(7, &[A]);
         let cells = table(&[(A, 10, 0, 0), (B, 10, 0, 0)]);
         let committed = [Some(HoldState::Resolved(Resolution::Committed))];
-        let report = check(&settings, &catalogue, &cells, &cells, &ledger, &committed);
+        let report = check(&settings, &catalogue, &cells, &cells, &ledger, &committed, &[]);
         assert!(!report.passed);
         assert!(report.details.iter().any(|line| line.starts_with("hold 7:")), "{report:?}");
         let released = [Some(HoldState::Resolved(Resolution::Released))];
-        assert!(check(&settings, &catalogue, &cells, &cells, &ledger, &released).passed);
+        assert!(check(&settings, &catalogue, &cells, &cells, &ledger, &released, &[]).passed);
     }
 }

@@ -54,7 +54,8 @@ impl Window {
 #[derive(Debug, Default)]
 pub struct Progress {
     pub requests: AtomicU64,
-    pub holds_placed: AtomicU64,
+    /// Holds placed, or for `lifecycle` orders placed.
+    pub placed: AtomicU64,
     pub errors: AtomicU64,
 }
 
@@ -62,8 +63,8 @@ impl Progress {
     fn count(&self, kind: Kind, answer: &Answer) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         match answer {
-            Ok(_) if kind == Kind::Hold => {
-                self.holds_placed.fetch_add(1, Ordering::Relaxed);
+            Ok(_) if kind.is_headline() => {
+                self.placed.fetch_add(1, Ordering::Relaxed);
             }
             Ok(_) => {}
             Err(_) => {
@@ -78,7 +79,9 @@ impl Progress {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     pub all: Histogram<u64>,
-    pub by_kind: [Histogram<u64>; 4],
+    pub by_kind: [Histogram<u64>; Kind::ALL.len()],
+    /// Measured requests answered with success, by kind.
+    pub succeeded: [u64; Kind::ALL.len()],
     pub errors: BTreeMap<String, u64>,
     /// Completion time of the last measured request.
     pub last_done: Option<Instant>,
@@ -93,7 +96,8 @@ impl Default for Recorder {
     fn default() -> Self {
         Recorder {
             all: histogram(),
-            by_kind: [histogram(), histogram(), histogram(), histogram()],
+            by_kind: std::array::from_fn(|_| histogram()),
+            succeeded: [0; Kind::ALL.len()],
             errors: BTreeMap::new(),
             last_done: None,
         }
@@ -105,8 +109,9 @@ impl Recorder {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
         self.all.saturating_record(micros);
         self.by_kind[kind.index()].saturating_record(micros);
-        if let Err(error) = answer {
-            *self.errors.entry(error.name().to_owned()).or_default() += 1;
+        match answer {
+            Ok(_) => self.succeeded[kind.index()] += 1,
+            Err(error) => *self.errors.entry(error.name().to_owned()).or_default() += 1,
         }
         self.last_done = self.last_done.max(Some(done));
     }
@@ -116,6 +121,9 @@ impl Recorder {
         self.all.add(&other.all).expect("histograms share bounds");
         for (mine, theirs) in self.by_kind.iter_mut().zip(&other.by_kind) {
             mine.add(theirs).expect("histograms share bounds");
+        }
+        for (mine, theirs) in self.succeeded.iter_mut().zip(&other.succeeded) {
+            *mine += theirs;
         }
         for (code, count) in &other.errors {
             *self.errors.entry(code.clone()).or_default() += count;

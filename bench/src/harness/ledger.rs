@@ -1,12 +1,14 @@
 //! What the harness was acknowledged, kept apart from what it merely sent: per stock cell,
-//! the change in `held` and `allocated` the answers imply, with a margin for requests
-//! whose outcome is unknown (a timeout or a lost connection after the client's retries).
+//! the change in `held`, `allocated` and `on_hand` the answers imply, with a margin for
+//! requests whose outcome is unknown (a timeout or a lost connection after the client's
+//! retries).
 //!
 //! Each load slot keeps its own ledger; they are merged after the run and compared with
 //! the server's counters by [`audit`](super::audit).
 
 use std::collections::HashMap;
 
+use allot_protocol::order::{OrderId, OrderState};
 use allot_protocol::{HoldId, Resolution};
 use foldhash::fast::RandomState;
 use serde::Serialize;
@@ -17,16 +19,26 @@ use crate::CellPick;
 pub use crate::UNITS_PER_LINE;
 /// Holds per outcome each ledger keeps to check one by one after the run.
 pub const SAMPLED_HOLDS_PER_OUTCOME_MAX: usize = 64;
+/// Orders per final state (delivered, returned, cancelled) the merged ledger keeps to
+/// check one by one after the run.
+pub const SAMPLED_ORDERS_PER_STATE_MAX: usize = 64;
+/// Refused steps the ledger keeps the words of, for the audit's details.
+pub const PROBLEMS_KEPT_MAX: usize = 10;
+/// The final order states `lifecycle` samples.
+pub const SAMPLED_ORDER_STATES: [OrderState; 3] =
+    [OrderState::Delivered, OrderState::Returned, OrderState::Cancelled];
 
 /// The change a cell's counters should show after the run, once every expiry the ledger
 /// counts on is due: `held` within `held ..= held + held_unknown`, and the same for
-/// `allocated`.
+/// `allocated` and `on_hand`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expect {
     pub held: i64,
     pub held_unknown: u64,
     pub allocated: i64,
     pub allocated_unknown: u64,
+    pub on_hand: i64,
+    pub on_hand_unknown: u64,
 }
 
 /// What the answers say became of a hold.
@@ -51,6 +63,26 @@ pub struct Tally {
     pub sold: u64,
     pub sold_out: u64,
     pub gave_up: u64,
+    /// `lifecycle`: orders acknowledged as placed; refused for want of stock; refused for
+    /// any other reason (the audit fails on those).
+    pub orders_placed: u64,
+    pub orders_short: u64,
+    pub orders_refused: u64,
+    /// `lifecycle`: orders seen through to their final state.
+    pub orders_delivered: u64,
+    pub orders_returned: u64,
+    pub orders_cancelled: u64,
+    /// `lifecycle`: orders given up on after unknown outcomes (their cells get a margin),
+    /// and orders whose steps the server kept refusing (the audit fails on those).
+    pub orders_abandoned: u64,
+    pub orders_stuck: u64,
+    /// `lifecycle`: order reads made to learn where an order stood after an unknown
+    /// outcome or a refusal.
+    pub resyncs: u64,
+    pub shipments_shipped: u64,
+    pub units_shipped: u64,
+    pub returns_refunded: u64,
+    pub units_restocked: u64,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -63,6 +95,19 @@ impl std::ops::AddAssign for Tally {
         self.sold += other.sold;
         self.sold_out += other.sold_out;
         self.gave_up += other.gave_up;
+        self.orders_placed += other.orders_placed;
+        self.orders_short += other.orders_short;
+        self.orders_refused += other.orders_refused;
+        self.orders_delivered += other.orders_delivered;
+        self.orders_returned += other.orders_returned;
+        self.orders_cancelled += other.orders_cancelled;
+        self.orders_abandoned += other.orders_abandoned;
+        self.orders_stuck += other.orders_stuck;
+        self.resyncs += other.resyncs;
+        self.shipments_shipped += other.shipments_shipped;
+        self.units_shipped += other.units_shipped;
+        self.returns_refunded += other.returns_refunded;
+        self.units_restocked += other.units_restocked;
     }
 }
 
@@ -76,6 +121,12 @@ pub struct Ledger {
     pub samples: Vec<(HoldId, Outcome)>,
     /// How many of `samples` are held, committed, released, expired.
     sampled: [usize; 4],
+    /// Orders in their final state, to check one by one after the run.
+    pub order_samples: Vec<(OrderId, OrderState)>,
+    /// How many of `order_samples` are in each of [`SAMPLED_ORDER_STATES`].
+    orders_sampled: [usize; 3],
+    /// What the server said when it refused an order or kept refusing its steps.
+    pub problems: Vec<String>,
     ack_log: Option<AckLog>,
 }
 
@@ -175,6 +226,68 @@ impl Ledger {
         self.settle_at_ms = self.settle_at_ms.max(expires_at_ms);
     }
 
+    /// `units` of an order shipped from `pick`: they leave `on_hand` (and `allocated`,
+    /// where placing the order put them, so that nets to nothing).
+    pub fn shipped(&mut self, pick: CellPick, units: u32) {
+        self.tally.units_shipped += u64::from(units);
+        self.cell(pick).on_hand -= i64::from(units);
+    }
+
+    /// `units` received back as resellable at `pick`.
+    pub fn restocked(&mut self, pick: CellPick, units: u32) {
+        self.tally.units_restocked += u64::from(units);
+        self.cell(pick).on_hand += i64::from(units);
+    }
+
+    /// An order given up on may still hold `units` allocated at `pick`.
+    pub fn allocation_unknown(&mut self, pick: CellPick, units: u32) {
+        self.cell(pick).allocated_unknown += u64::from(units);
+    }
+
+    /// A shipment given up on may have shipped `units` from `pick` (so `on_hand` fell) or
+    /// may still have them allocated there.
+    pub fn ship_unknown(&mut self, pick: CellPick, units: u32) {
+        let cell = self.cell(pick);
+        cell.on_hand -= i64::from(units);
+        cell.on_hand_unknown += u64::from(units);
+        cell.allocated_unknown += u64::from(units);
+    }
+
+    /// A return given up on may have put `units` back on hand at `pick`.
+    pub fn restock_unknown(&mut self, pick: CellPick, units: u32) {
+        self.cell(pick).on_hand_unknown += u64::from(units);
+    }
+
+    /// Order `order` reached `state`, its last: counted, and sampled while there is room.
+    pub fn order_finished(&mut self, order: OrderId, state: OrderState) {
+        match state {
+            OrderState::Delivered => self.tally.orders_delivered += 1,
+            OrderState::Returned | OrderState::PartiallyReturned => {
+                self.tally.orders_returned += 1;
+            }
+            OrderState::Cancelled => self.tally.orders_cancelled += 1,
+            _ => {}
+        }
+        self.sample_order(order, state);
+    }
+
+    fn sample_order(&mut self, order: OrderId, state: OrderState) {
+        if let Some(index) = SAMPLED_ORDER_STATES.iter().position(|&sampled| sampled == state)
+            && self.orders_sampled[index] < SAMPLED_ORDERS_PER_STATE_MAX
+        {
+            self.orders_sampled[index] += 1;
+            self.order_samples.push((order, state));
+        }
+    }
+
+    /// Keeps what the server said about an order it would not take or move, while there
+    /// is room.
+    pub fn problem(&mut self, what: String) {
+        if self.problems.len() < PROBLEMS_KEPT_MAX {
+            self.problems.push(what);
+        }
+    }
+
     /// Adds another slot's ledger to this one.
     pub fn absorb(&mut self, other: Ledger) {
         for (pick, expect) in other.cells {
@@ -183,10 +296,18 @@ impl Ledger {
             cell.held_unknown += expect.held_unknown;
             cell.allocated += expect.allocated;
             cell.allocated_unknown += expect.allocated_unknown;
+            cell.on_hand += expect.on_hand;
+            cell.on_hand_unknown += expect.on_hand_unknown;
         }
         self.tally += other.tally;
         self.settle_at_ms = self.settle_at_ms.max(other.settle_at_ms);
         self.samples.extend(other.samples);
+        for (order, state) in other.order_samples {
+            self.sample_order(order, state);
+        }
+        for problem in other.problems {
+            self.problem(problem);
+        }
     }
 }
 
@@ -237,6 +358,41 @@ mod tests {
         left.absorb(right);
         assert_eq!(left.cells[&A].held, 2);
         assert_eq!((left.tally.holds_acked, left.tally.expiries, left.settle_at_ms), (3, 1, 3_000));
+    }
+
+    #[test]
+    fn shipping_and_restocking_move_on_hand_and_margins_widen_it() {
+        let mut ledger = Ledger::new(None);
+        ledger.shipped(A, 3);
+        ledger.restocked(A, 1);
+        ledger.ship_unknown(B, 2);
+        ledger.restock_unknown(B, 1);
+        ledger.allocation_unknown(B, 4);
+        assert_eq!(ledger.cells[&A], Expect { on_hand: -2, ..Expect::default() });
+        let b =
+            Expect { on_hand: -2, on_hand_unknown: 3, allocated_unknown: 6, ..Expect::default() };
+        assert_eq!(ledger.cells[&B], b);
+        assert_eq!((ledger.tally.units_shipped, ledger.tally.units_restocked), (3, 1));
+        let mut other = Ledger::new(None);
+        other.shipped(A, 1);
+        ledger.absorb(other);
+        assert_eq!(ledger.cells[&A].on_hand, -3);
+    }
+
+    #[test]
+    fn order_samples_are_bounded_per_final_state_across_ledgers() {
+        let mut ledger = Ledger::new(None);
+        for order in 0..100 {
+            ledger.order_finished(order, OrderState::Delivered);
+        }
+        let mut other = Ledger::new(None);
+        for order in 100..200 {
+            other.order_finished(order, OrderState::Delivered);
+        }
+        other.order_finished(500, OrderState::Cancelled);
+        ledger.absorb(other);
+        assert_eq!(ledger.order_samples.len(), SAMPLED_ORDERS_PER_STATE_MAX + 1);
+        assert_eq!((ledger.tally.orders_delivered, ledger.tally.orders_cancelled), (200, 1));
     }
 
     #[test]

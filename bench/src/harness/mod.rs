@@ -10,6 +10,7 @@ pub mod args;
 pub mod audit;
 pub mod driver;
 pub mod ledger;
+pub mod lifecycle;
 pub mod report;
 pub mod setup;
 pub mod target;
@@ -73,14 +74,18 @@ pub fn exit_status(outcome: &Result<Report, HarnessError>) -> u8 {
 
 /// The catalogue a run of `settings` loads.
 pub fn catalogue(settings: &Settings) -> Catalogue {
-    Catalogue::new(CatalogueSpec {
+    let catalogue = Catalogue::new(CatalogueSpec {
         n_skus: settings.skus,
         n_locations: settings.locations,
         locations_per_sku: settings.stocked_per_sku,
         units_per_cell: settings.units_per_cell,
         seed: settings.seed,
     })
-    .with_sku_prefix(&settings.sku_prefix)
+    .with_sku_prefix(&settings.sku_prefix);
+    match settings.workload {
+        WorkloadKind::Lifecycle => catalogue.with_daily_capacity(args::LIFECYCLE_DAILY_CAPACITY),
+        WorkloadKind::Hold | WorkloadKind::Checkout | WorkloadKind::FlashSale => catalogue,
+    }
 }
 
 /// Runs what `args` ask for and returns the report (its audit may have failed).
@@ -142,8 +147,9 @@ async fn run_on(
     );
     let progress = Arc::new(Progress::default());
     let buyers = Arc::new(Buyers::new(settings.buyers.unwrap_or(0)));
+    let headline = if settings.workload == WorkloadKind::Lifecycle { "orders" } else { "holds" };
     let printer = (!args.quiet)
-        .then(|| tokio::spawn(print_progress(window, progress.clone(), buyers.clone())));
+        .then(|| tokio::spawn(print_progress(window, progress.clone(), buyers.clone(), headline)));
     let load = driver::run_load(
         settings,
         clients,
@@ -165,7 +171,9 @@ async fn run_on(
     settle(load.ledger.settle_at_ms).await;
     let after = audit::read_cells(clients, &catalogue).await?;
     let sampled = audit::read_samples(clients, &load.ledger).await?;
-    let audit = audit::check(settings, &catalogue, &before, &after, &load.ledger, &sampled);
+    let orders = audit::read_order_samples(clients, &load.ledger).await?;
+    let audit =
+        audit::check(settings, &catalogue, &before, &after, &load.ledger, &sampled, &orders);
     let elapsed = load
         .recorder
         .last_done
@@ -192,17 +200,23 @@ async fn settle(settle_at_ms: u64) {
     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
 }
 
-/// One line a second on stderr: phase, requests and holds per second, errors so far.
-async fn print_progress(window: Window, progress: Arc<Progress>, buyers: Arc<Buyers>) {
+/// One line a second on stderr: phase, requests and holds (or orders) placed per second,
+/// errors so far.
+async fn print_progress(
+    window: Window,
+    progress: Arc<Progress>,
+    buyers: Arc<Buyers>,
+    headline: &'static str,
+) {
     let mut ticks = tokio::time::interval_at(
         (window.start + Duration::from_secs(1)).into(),
         Duration::from_secs(1),
     );
-    let (mut requests_then, mut holds_then) = (0, 0);
+    let (mut requests_then, mut placed_then) = (0, 0);
     loop {
         let tick = ticks.tick().await.into_std();
         let requests = progress.requests.load(Ordering::Relaxed);
-        let holds = progress.holds_placed.load(Ordering::Relaxed);
+        let placed = progress.placed.load(Ordering::Relaxed);
         let errors = progress.errors.load(Ordering::Relaxed);
         // The line covers the second before `tick`.
         let phase = if tick <= window.measure_from { "warm-up" } else { "measure" };
@@ -211,11 +225,11 @@ async fn print_progress(window: Window, progress: Arc<Progress>, buyers: Arc<Buy
             claimed => format!("  buyers {claimed}"),
         };
         eprintln!(
-            "[{:>4.0} s {phase}] {:>9} req/s {:>9} holds/s  errors {errors}{buyers}",
+            "[{:>4.0} s {phase}] {:>9} req/s {:>9} {headline}/s  errors {errors}{buyers}",
             tick.duration_since(window.start).as_secs_f64(),
             requests - requests_then,
-            holds - holds_then,
+            placed - placed_then,
         );
-        (requests_then, holds_then) = (requests, holds);
+        (requests_then, placed_then) = (requests, placed);
     }
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::args::Settings;
+use super::args::{Settings, WorkloadKind};
 use super::audit::AuditReport;
 use super::driver::Recorder;
 use super::ledger::{Ledger, Tally};
@@ -50,6 +50,12 @@ pub struct Report {
     pub config: Settings,
     pub ops: u64,
     pub ops_per_s: f64,
+    /// `lifecycle`'s headline: orders placed (acknowledged) in the measured window, and
+    /// per second. Each goes on through every step of its life, which `by_kind` shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders_per_s: Option<f64>,
     pub latency_us: Latency,
     pub errors: BTreeMap<String, u64>,
     pub audit: AuditReport,
@@ -86,8 +92,12 @@ impl Report {
                 (kind.name(), figures)
             })
             .collect();
+        let orders = (settings.workload == WorkloadKind::Lifecycle)
+            .then(|| recorder.succeeded[Kind::Place.index()]);
         Report {
             workload: settings.workload.name(),
+            orders,
+            orders_per_s: orders.map(per_s),
             ops: recorder.all.len(),
             ops_per_s: per_s(recorder.all.len()),
             latency_us: Latency::of(&recorder.all),
@@ -127,6 +137,9 @@ impl Report {
             config.warmup_s,
             if self.saturated { "  (open loop fell behind and wound down early)" } else { "" }
         );
+        if let (Some(orders), Some(per_s)) = (self.orders, self.orders_per_s) {
+            let _ = writeln!(out, "orders   {orders} placed in the window, {per_s:.0} per s");
+        }
         let _ = writeln!(
             out,
             "\n{:<8} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}",

@@ -12,6 +12,7 @@ use allot_protocol::{Command, ErrorCode, HoldId, Query, Reply, RequestBody, Reso
 
 use super::args::{Settings, WorkloadKind};
 use super::ledger::{Ledger, UNITS_PER_LINE};
+use super::lifecycle::{LifecycleFlow, Step};
 use crate::{Catalogue, CellPick, Rng, draw_checkout_cart_size};
 
 /// DESIGN §6 `checkout`: what becomes of a hold. The rest (10 %) is left to expire.
@@ -24,13 +25,31 @@ pub const FLASH_SALE_ATTEMPTS_MAX: u32 = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Hold,
+    /// A read: of availability, or of an order or a return.
     Read,
     Commit,
     Release,
+    /// `lifecycle`: placing an order, its payment, its cancellation, a shipment's
+    /// fulfilment step, and a return's request, authorisation, receipt or refund.
+    Place,
+    Pay,
+    Cancel,
+    Step,
+    Return,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Hold, Kind::Read, Kind::Commit, Kind::Release];
+    pub const ALL: [Kind; 9] = [
+        Kind::Hold,
+        Kind::Read,
+        Kind::Commit,
+        Kind::Release,
+        Kind::Place,
+        Kind::Pay,
+        Kind::Cancel,
+        Kind::Step,
+        Kind::Return,
+    ];
 
     pub fn index(self) -> usize {
         self as usize
@@ -42,7 +61,17 @@ impl Kind {
             Kind::Read => "read",
             Kind::Commit => "commit",
             Kind::Release => "release",
+            Kind::Place => "place",
+            Kind::Pay => "pay",
+            Kind::Cancel => "cancel",
+            Kind::Step => "step",
+            Kind::Return => "return",
         }
+    }
+
+    /// What the progress line counts per second: placed holds, or placed orders.
+    pub fn is_headline(self) -> bool {
+        matches!(self, Kind::Hold | Kind::Place)
     }
 }
 
@@ -79,6 +108,11 @@ pub enum Note {
         buyer: u64,
         sku: u32,
         attempts: u32,
+    },
+    /// A `lifecycle` order's step; `order` is the flow's own number for it.
+    Order {
+        order: u64,
+        step: Step,
     },
 }
 
@@ -153,6 +187,7 @@ pub fn flow(
             ready: VecDeque::new(),
             out_of_buyers: false,
         }),
+        WorkloadKind::Lifecycle => Box::new(LifecycleFlow::new(settings, catalogue, stream)),
     }
 }
 
@@ -184,7 +219,7 @@ impl Base {
     }
 }
 
-fn command(command: Command) -> RequestBody {
+pub(super) fn command(command: Command) -> RequestBody {
     // The client gives every command its own idempotency key, so a retry after a lost
     // answer is applied at most once.
     RequestBody::Command { idempotency_key: None, command }
@@ -315,7 +350,8 @@ impl Flow for CheckoutFlow {
             Note::Resolve { hold, lines, expires_at_ms, fate } => {
                 resolve_answered(hold, &lines, expires_at_ms, fate, answer, ledger);
             }
-            Note::Read | Note::BuyerHolds { .. } | Note::BuyerLooks { .. } => {}
+            Note::Read | Note::BuyerHolds { .. } | Note::BuyerLooks { .. } | Note::Order { .. } => {
+            }
         }
     }
 
@@ -462,7 +498,7 @@ impl Flow for FlashSaleFlow {
             Note::BuyerLooks { buyer, sku, attempts } => {
                 self.looked(buyer, sku, attempts, answer, ledger);
             }
-            Note::Hold { .. } | Note::Read | Note::Resolve { .. } => {}
+            Note::Hold { .. } | Note::Read | Note::Resolve { .. } | Note::Order { .. } => {}
         }
     }
 
