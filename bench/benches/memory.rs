@@ -15,8 +15,11 @@ use allot_bench::{Catalogue, CatalogueSpec, HoldDraws, loaded_state};
 use allot_engine::codec::{decode_state, encode_state};
 use allot_engine::core::hold::{Hold, HoldLine};
 use allot_engine::core::idempotency::IdempotencyEntry;
+use allot_engine::core::order::{Order, OrderLineRecord, Shipment};
+use allot_engine::core::routing::Assessment;
 use allot_engine::core::stock::{Cell, SkuStock};
 use allot_engine::core::{Applied, Command, Reply, Request, State};
+use allot_protocol::order::{Address, Channel, DeliveryRequest, OrderLine, PlaceOrder};
 
 /// Counts live bytes as requested and as glibc malloc would store them.
 struct Counting;
@@ -198,6 +201,56 @@ fn hold_row(
     Row { what: what.to_owned(), count, before, after }
 }
 
+/// Places `count` routed orders of three Zipf lines on a copy of `base` (its locations
+/// given room for them all) and reports the growth per open order: the order, its
+/// shipments and every index entry they add.
+fn order_row(what: &str, base: &State, count: usize, mut draws: HoldDraws<'_>) -> Row {
+    let to = Address {
+        latitude_e6: 40_000_000,
+        longitude_e6: -100_000_000,
+        country: "US".into(),
+        postcode: "66101".into(),
+    };
+    let requests: Vec<Request> = (0..count)
+        .map(|index| {
+            let Command::Reserve { lines, .. } = draw_cart(&mut draws) else { unreachable!() };
+            let mut order_lines: Vec<OrderLine> = Vec::new();
+            for line in lines {
+                if order_lines.iter().all(|known| known.sku != line.sku) {
+                    order_lines.push(OrderLine {
+                        sku: line.sku,
+                        quantity: line.quantity,
+                        unit_price_minor: 1_999,
+                    });
+                }
+            }
+            Request::new(Command::PlaceOrder(PlaceOrder {
+                channel: Channel::Web,
+                external_number: format!("W-{index:08}"),
+                customer: format!("C-{:06}", index % 200_000),
+                delivery: DeliveryRequest::Ship { to: to.clone() },
+                currency: "USD".into(),
+                lines: order_lines,
+                hold: None,
+                allow_backorder: false,
+            }))
+        })
+        .collect();
+    let mut state = base.clone();
+    let before = read();
+    for request in &requests {
+        let applied = state.apply(request, START_MS);
+        assert!(applied.changed, "{:?}", applied.outcome);
+    }
+    let after = read();
+    assert_eq!(state.order_count(), count);
+    Row { what: what.to_owned(), count, before, after }
+}
+
+fn draw_cart(draws: &mut HoldDraws<'_>) -> Command {
+    draws.cart(3).command
+}
+
 /// The checkout state rebuilt from its snapshot body, whose vectors are sized exactly;
 /// growth per stock cell.
 fn snapshot_row(what: &str, state: &State) -> Row {
@@ -221,11 +274,18 @@ fn main() {
         size_of::<IdempotencyEntry>(),
     );
     println!(
-        "       Reply {} B, Applied {} B, Request {} B, Command {} B",
+        "       Reply {} B, Applied {} B, Request {} B, Command {} B,",
         size_of::<Reply>(),
         size_of::<Applied>(),
         size_of::<Request>(),
         size_of::<Command>(),
+    );
+    println!(
+        "       Order {} B, OrderLineRecord {} B, Shipment {} B, Assessment {} B",
+        size_of::<Order>(),
+        size_of::<OrderLineRecord>(),
+        size_of::<Shipment>(),
+        size_of::<Assessment>(),
     );
 
     header("stock cells (target ≤ 48 B per cell)", "cells");
@@ -268,6 +328,17 @@ fn main() {
         for (what, draws, draw) in rows {
             hold_row(&format!("{what} (×{count})"), &base, count, draws, draw).print();
         }
+    }
+    header(
+        "open orders on the checkout state (target ≤ 400 B per open three-line order)",
+        "orders",
+    );
+    let roomy =
+        Catalogue::new(CatalogueSpec::checkout(1_000_000, SEED)).with_daily_capacity(1_000_000_000);
+    let roomy_base = loaded_state(&roomy);
+    for count in [100_000, 1_000_000] {
+        let what = format!("three-line orders (Zipf), routed (×{count})");
+        order_row(&what, &roomy_base, count, roomy.holds(6)).print();
     }
     println!();
     println!(
