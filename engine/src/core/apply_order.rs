@@ -555,6 +555,8 @@ pub(crate) fn decision(plan: &Plan) -> Decision {
         (rank, a.score, a.location)
     });
     kept.truncate(ROUTING_ASSESSMENTS_KEPT_MAX.max(plan.allocations.len()));
+    // The plan assessed every location; the order keeps only these, for its whole life.
+    kept.shrink_to_fit();
     Decision { rule: plan.rule, considered: plan.assessments.len() as u32, kept }
 }
 

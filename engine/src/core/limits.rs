@@ -44,7 +44,7 @@ pub const SHIPMENTS_PER_ORDER_MAX: usize = 64;
 pub const RETURNS_PER_ORDER_MAX: usize = 16;
 /// Location assessments kept with a routing decision (chosen ones always are): enough to
 /// say why the runners-up lost without keeping every location for every order.
-pub const ROUTING_ASSESSMENTS_KEPT_MAX: usize = 6;
+pub const ROUTING_ASSESSMENTS_KEPT_MAX: usize = 4;
 /// Largest routing weight per kilometre, percentage or workload penalty: keeps every
 /// score far from overflowing `i64`.
 pub const ROUTING_WEIGHT_MAX: i64 = 1_000_000_000;
