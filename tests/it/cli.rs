@@ -129,3 +129,78 @@ fn a_stock_import_applies_good_rows_and_exits_non_zero_naming_the_bad_ones() {
     let listed = json(&allotd, &["location", "list"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(2));
 }
+
+#[test]
+fn an_order_is_placed_paid_shipped_delivered_returned_and_counted_through_the_cli() {
+    let allotd = Allotd::start();
+    let location = ["location", "add", "LDN-1", "--name", "London", "--kind", "warehouse"];
+    succeeds(&allotd, &[&location[..], &["--lat", "51.5072", "--lon=-0.1276"]].concat());
+    succeeds(&allotd, &["stock", "receive", "TEE-RED-M", "LDN-1", "10"]);
+    let place = [
+        "order",
+        "place",
+        "--channel",
+        "web",
+        "--number",
+        "W-1001",
+        "--customer",
+        "C-42",
+        "--currency",
+        "GBP",
+        "--line",
+        "TEE-RED-M:2:1500",
+        "--ship-to",
+        "51.501,-0.1416,GB,SW1A 1AA",
+    ];
+    let placed = json(&allotd, &place);
+    assert_eq!((placed["order"].as_u64(), placed["state"].as_str()), (Some(1), Some("Pending")));
+    let shipment = placed["shipments"][0].as_u64().expect("a shipment").to_string();
+    let paid = json(
+        &allotd,
+        &[
+            "order",
+            "pay",
+            "1",
+            "--event",
+            "authorised",
+            "--amount",
+            "3000",
+            "--reference",
+            "psp-77",
+        ],
+    );
+    assert_eq!(paid["state"], "Confirmed");
+    for step in ["release", "start-picking", "pack"] {
+        succeeds(&allotd, &["shipment", step, &shipment]);
+    }
+    let picklist = json(&allotd, &["picklist", "LDN-1"]);
+    assert_eq!(picklist["shipments"].as_array().map(Vec::len), Some(0), "packed is off the list");
+    let shipped =
+        json(&allotd, &["shipment", "ship", &shipment, "--carrier", "DHL", "--tracking", "JD1"]);
+    assert_eq!(shipped["order_state"], "Shipped");
+    let delivered = json(&allotd, &["shipment", "deliver", &shipment]);
+    assert_eq!(delivered["order_state"], "Delivered");
+    let requested =
+        json(&allotd, &["return", "request", "1", "--line", "TEE-RED-M:1", "--reason", "fit"]);
+    let rma = requested["rma"].as_u64().expect("an rma").to_string();
+    succeeds(&allotd, &["return", "authorise", &rma]);
+    let received = json(
+        &allotd,
+        &["return", "receive", &rma, "--location", "LDN-1", "--line", "TEE-RED-M:1:resellable"],
+    );
+    assert_eq!(received["state"], "Received");
+    let cell = json(&allotd, &["stock", "get", "TEE-RED-M", "LDN-1"]);
+    assert_eq!((cell["on_hand"].as_u64(), cell["allocated"].as_u64()), (Some(9), Some(0)));
+    let order = json(&allotd, &["order", "get", "1"]);
+    assert_eq!(order["state"], "PartiallyReturned");
+    assert_eq!(order["shipments"][0]["carrier"], "DHL");
+    assert_eq!(order["routing"]["assessments"][0]["verdict"], "Chosen");
+    let kpis = json(&allotd, &["kpis"]);
+    assert_eq!(
+        (kpis["units_shipped"].as_u64(), kpis["return_rate_bp"].as_u64()),
+        (Some(2), Some(5_000))
+    );
+    let again = allot(&allotd, &["shipment", "deliver", &shipment]);
+    assert!(!again.status.success(), "delivering twice is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("InvalidTransition"), "{again:?}");
+}
