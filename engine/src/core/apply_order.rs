@@ -6,7 +6,8 @@ use allot_protocol::check;
 use super::command::{DeliveryRequest, ItemQuantity, OrderHoldReason, PlaceOrder};
 use super::ids::{HoldId, LocationId, SkuId, fingerprint};
 use super::limits::{
-    ORDERS_MAX, ROUTING_ASSESSMENTS_KEPT_MAX, SHIPMENTS_MAX, SHIPMENTS_PER_ORDER_MAX,
+    BACKORDERS_FILLED_PER_ARRIVAL_MAX, ORDERS_MAX, ROUTING_ASSESSMENTS_KEPT_MAX, SHIPMENTS_MAX,
+    SHIPMENTS_PER_ORDER_MAX,
 };
 use super::order::{Decision, Order, OrderDelivery, OrderLineRecord, Shipment, ShipmentLine};
 use super::order_state::PaymentState;
@@ -466,6 +467,23 @@ impl State {
         }
         self.reroute(id, &needs, None, now_ms);
         Ok(self.order_changed(id))
+    }
+
+    /// Stock of `sku` arrived: the oldest orders waiting for it are routed again, up to
+    /// `BACKORDERS_FILLED_PER_ARRIVAL_MAX` of them. What still cannot be placed stays
+    /// backordered.
+    pub(crate) fn fill_backorders(&mut self, sku: SkuId, now_ms: u64) {
+        let waiting: Vec<OrderId> = (self.orders.backorders.range((sku, 0)..=(sku, OrderId::MAX)))
+            .take(BACKORDERS_FILLED_PER_ARRIVAL_MAX)
+            .map(|&(_, order)| order)
+            .collect();
+        for id in waiting {
+            let line = self.orders.order_mut(id).line_mut(sku).expect("indexed by its sku");
+            let need = Need { sku, quantity: line.backordered };
+            line.backordered = 0;
+            self.reroute(id, &[need], None, now_ms);
+            self.orders.refresh(id);
+        }
     }
 
     /// Routes `needs` of an order that are in no shipment and not backordered (taken out

@@ -48,3 +48,7 @@ pub const ROUTING_ASSESSMENTS_KEPT_MAX: usize = 4;
 /// Largest routing weight per kilometre, percentage or workload penalty: keeps every
 /// score far from overflowing `i64`.
 pub const ROUTING_WEIGHT_MAX: i64 = 1_000_000_000;
+/// Backordered orders one arrival of stock (a receipt, a transfer in, a resellable
+/// return) tries to fill, oldest first: bounds the work one command gives the writer.
+/// Orders past it wait for the next arrival or an explicit `AllocateBackorders`.
+pub const BACKORDERS_FILLED_PER_ARRIVAL_MAX: usize = 64;

@@ -250,6 +250,8 @@ pub struct OrderBook {
     pub by_location: BTreeSet<(LocationId, OrderId)>,
     /// Shipments released to the floor or being picked: the pick lists.
     pub floor: BTreeSet<(LocationId, ShipmentId)>,
+    /// Orders with backordered units of a SKU, oldest first: who gets stock that arrives.
+    pub backorders: BTreeSet<(SkuId, OrderId)>,
     /// Open shipments and their units per location, indexed by location id.
     pub open_shipments: Vec<u32>,
     pub open_units: Vec<u64>,
@@ -356,6 +358,14 @@ impl OrderBook {
 
     /// Recomputes an order's derived state and moves it in the indexes if it changed.
     pub fn refresh(&mut self, id: OrderId) -> OrderState {
+        let order = &self.orders[(id - 1) as usize];
+        for line in &order.lines {
+            if line.backordered > 0 {
+                self.backorders.insert((line.sku, id));
+            } else {
+                self.backorders.remove(&(line.sku, id));
+            }
+        }
         let order = self.order(id).expect("refresh is called on a known order");
         let state = super::order_state::derive(&self.tally(order));
         let (channel, before) = (order.channel, order.state);
@@ -391,6 +401,9 @@ impl OrderBook {
         self.by_customer.insert((order.customer, order.id));
         self.by_state.insert((order.state, order.id));
         *self.counts.entry((order.channel, order.state)).or_default() += 1;
+        for line in order.lines.iter().filter(|line| line.backordered > 0) {
+            self.backorders.insert((line.sku, order.id));
+        }
     }
 
     /// Adds a new shipment, counts it open and indexes it under its order's location.

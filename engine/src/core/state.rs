@@ -127,7 +127,10 @@ impl State {
         match command {
             Command::UpsertLocation(spec) => self.upsert_location(spec),
             Command::DeactivateLocation { location } => self.deactivate_location(location),
-            Command::Receive { sku, location, quantity } => self.receive(sku, location, *quantity),
+            Command::Receive { sku, location, quantity } => {
+                let reply = self.receive(sku, location, *quantity)?;
+                Ok(self.after_arrival(sku, reply, now_ms))
+            }
             Command::Adjust { sku, location, delta, reason } => {
                 self.adjust(sku, location, *delta, reason)
             }
@@ -138,7 +141,8 @@ impl State {
                 self.set_safety_stock(sku, location, *quantity)
             }
             Command::Transfer { sku, from, to, quantity } => {
-                self.transfer(sku, from, to, *quantity)
+                let reply = self.transfer(sku, from, to, *quantity)?;
+                Ok(self.after_arrival(sku, reply, now_ms))
             }
             Command::Reserve { lines, ttl_ms } => self.reserve(lines, *ttl_ms, now_ms),
             Command::ExtendHold { hold, ttl_ms } => self.extend_hold(*hold, *ttl_ms, now_ms),
@@ -197,7 +201,13 @@ impl State {
             }
             Command::AuthoriseReturn { rma } => self.authorise_return(*rma, now_ms),
             Command::ReceiveReturn { rma, location, lines } => {
-                self.receive_return(*rma, location, lines, now_ms)
+                let reply = self.receive_return(*rma, location, lines, now_ms)?;
+                let resellable = (lines.iter())
+                    .filter(|line| line.condition == super::command::ReturnCondition::Resellable);
+                for line in resellable {
+                    self.stock_arrived(&line.sku, now_ms);
+                }
+                Ok(reply)
             }
             Command::RefundReturn { rma, amount_minor } => {
                 self.refund_return(*rma, *amount_minor, now_ms)
@@ -246,6 +256,36 @@ impl State {
         let keys = (self.idempotency.oldest_recorded_at_ms())
             .map(|at| at.saturating_add(IDEMPOTENCY_RETENTION_MS + 1));
         [expiry, resolved, keys].into_iter().flatten().min()
+    }
+
+    /// Stock of `sku` arrived somewhere: orders waiting for it get it, and a reply that
+    /// shows cells shows them after that.
+    fn after_arrival(&mut self, sku: &str, reply: Reply, now_ms: u64) -> Reply {
+        if !self.stock_arrived(sku, now_ms) {
+            return reply;
+        }
+        let sku_id = self.skus.get(sku).expect("stock arrived for a known sku");
+        let again = |state: &State, view: &super::outcome::CellView| {
+            let location = state.location_codes.get(&view.location).expect("a shown cell exists");
+            state.cell_view(sku_id, location)
+        };
+        match reply {
+            Reply::Cell(view) => Reply::Cell(again(self, &view)),
+            Reply::Transferred { from, to } => {
+                Reply::Transferred { from: again(self, &from), to: again(self, &to) }
+            }
+            other => other,
+        }
+    }
+
+    /// Fills backorders waiting for `sku`, if any; says whether there were any.
+    fn stock_arrived(&mut self, sku: &str, now_ms: u64) -> bool {
+        let Some(sku_id) = self.skus.get(sku) else { return false };
+        if self.orders.backorders.range((sku_id, 0)..=(sku_id, u64::MAX)).next().is_none() {
+            return false;
+        }
+        self.fill_backorders(sku_id, now_ms);
+        true
     }
 
     /// Routing weights in force; changed only by a logged `SetRoutingWeights`.
@@ -339,6 +379,15 @@ impl State {
     /// the open workload per location matches its open shipments.
     fn audit_orders(&self) -> Result<(), String> {
         let mut open = vec![(0u32, 0u64); self.locations.len()];
+        let waiting: std::collections::BTreeSet<(u32, u64)> = (self.orders.orders.iter())
+            .flat_map(|order| {
+                let waiting = order.lines.iter().filter(|line| line.backordered > 0);
+                waiting.map(move |line| (line.sku, order.id))
+            })
+            .collect();
+        if waiting != self.orders.backorders {
+            return Err("the backorder index does not match the order lines".into());
+        }
         for order in &self.orders.orders {
             for line in &order.lines {
                 let in_shipments: u64 = (order.shipments.iter())

@@ -268,16 +268,45 @@ fn without_stock_an_order_is_refused_or_backordered_and_filled_when_stock_comes(
         apply(&mut state, Command::AllocateBackorders { order: id }, T0).unwrap(),
         Reply::OrderChanged { order: id, state: OrderState::Backordered }
     );
-    ok(&mut state, Command::Receive { sku: "A".into(), location: "MAN".into(), quantity: 4 });
-    ok(&mut state, Command::AllocateBackorders { order: id });
+    let receipt = Command::Receive { sku: "A".into(), location: "MAN".into(), quantity: 4 };
+    let Reply::Cell(cell) = ok(&mut state, receipt) else { panic!() };
+    assert_eq!((cell.on_hand, cell.allocated, cell.available), (4, 1, 3), "the receipt filled it");
     let order = view(&state, id);
     assert_eq!((order.lines[0].backordered, order.shipments.len()), (0, 3));
     assert_eq!(order.state, OrderState::Pending);
+    let nothing_left = apply(&mut state, Command::AllocateBackorders { order: id }, T0);
+    assert_eq!(nothing_left, Err(transition("pending")));
     let Ok(Reply::Kpis(kpis)) = state.query(&Query::Kpis) else { panic!() };
     assert_eq!(
         (kpis.units_ordered, kpis.units_filled_at_placement, kpis.fill_rate_bp),
         (3, 2, Some(6_666))
     );
+}
+
+#[test]
+fn arriving_stock_fills_the_oldest_backorders_first() {
+    let mut state = world(&[("A", "LDN", 1)]);
+    let backorder =
+        |number: &str| PlaceOrder { allow_backorder: true, ..order_named(number, &[("A", 2)]) };
+    let (first, _) = place(&mut state, backorder("W-1"));
+    let (second, _) = place(&mut state, backorder("W-2"));
+    assert_eq!(
+        (view(&state, first).lines[0].backordered, view(&state, second).lines[0].backordered),
+        (1, 2)
+    );
+    ok(&mut state, Command::Receive { sku: "A".into(), location: "BHM".into(), quantity: 2 });
+    assert_eq!(view(&state, first).lines[0].backordered, 0, "the oldest order is filled first");
+    assert_eq!(view(&state, second).lines[0].backordered, 1, "the next gets what is left");
+    let transfer =
+        Command::Transfer { sku: "A".into(), from: "LDN".into(), to: "GLA".into(), quantity: 1 };
+    assert!(
+        matches!(apply(&mut state, transfer, T0), Err(EngineError::InsufficientStock { .. })),
+        "LDN's unit is allocated"
+    );
+    ok(&mut state, Command::Receive { sku: "A".into(), location: "GLA".into(), quantity: 5 });
+    let second = view(&state, second);
+    assert_eq!((second.lines[0].backordered, second.state), (0, OrderState::Pending));
+    assert_eq!(cell(&state, "A", "GLA"), (5, 0, 1));
 }
 
 #[test]
