@@ -5,7 +5,7 @@
 use allot_protocol::order::{
     Channel, DeliveryRequest, ItemQuantity, KpiView, OrderHoldReason, OrderId, OrderPage,
     OrderState, OrderView, PaymentEvent, PlaceOrder, ReturnId, ReturnReceipt, ReturnState,
-    ReturnView, ShipmentId, ShipmentPage, ShipmentState, ShipmentStep, ShipmentView,
+    ReturnView, RoutingView, ShipmentId, ShipmentPage, ShipmentState, ShipmentStep, ShipmentView,
 };
 use allot_protocol::{Command, HoldId, HoldLineView, Query, Reply};
 use serde::Serialize;
@@ -402,6 +402,14 @@ impl Client {
         match self.query(Query::Return { rma }).await? {
             Reply::Return(view) => Ok(*view),
             other => unexpected("Return", &other),
+        }
+    }
+
+    /// Why a hold placed by [`reserve_routed`](Self::reserve_routed) is where it is.
+    pub async fn hold_routing(&self, hold: HoldId) -> Result<RoutingView, ClientError> {
+        match self.query(Query::HoldRouting { hold }).await? {
+            Reply::Routing(view) => Ok(view),
+            other => unexpected("Routing", &other),
         }
     }
 

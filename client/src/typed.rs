@@ -358,6 +358,7 @@ pub fn reply_name(reply: &Reply) -> &'static str {
         Reply::Shipments(_) => "Shipments",
         Reply::Return(_) => "Return",
         Reply::Kpis(_) => "Kpis",
+        Reply::Routing(_) => "Routing",
     }
 }
 

@@ -48,6 +48,7 @@ pub fn reply(reply: Reply) -> Result<allot_protocol::Reply, Error> {
         Reply::Shipments(page) => Wire::Shipments(page),
         Reply::Return(view) => Wire::Return(view),
         Reply::Kpis(view) => Wire::Kpis(view),
+        Reply::Routing(view) => Wire::Routing(view),
         Reply::Ticked { .. } | Reply::RoutingWeightsSet => {
             return Err(Error::new(ErrorCode::Unavailable, "internal tick reply reached a client"));
         }

@@ -328,7 +328,8 @@ pub fn query(query: &Query) -> Checked {
         | Query::Order { .. }
         | Query::Shipment { .. }
         | Query::Return { .. }
-        | Query::Kpis => Ok(()),
+        | Query::Kpis
+        | Query::HoldRouting { .. } => Ok(()),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::model::{
 use crate::order::{
     DeliveryRequest, ItemQuantity, KpiView, OrderHoldReason, OrderId, OrderPage, OrderState,
     OrderView, PaymentEvent, PlaceOrder, ReturnId, ReturnReceipt, ReturnState, ReturnView,
-    ShipmentId, ShipmentPage, ShipmentState, ShipmentStep, ShipmentView,
+    RoutingView, ShipmentId, ShipmentPage, ShipmentState, ShipmentStep, ShipmentView,
 };
 use crate::role::Role;
 
@@ -361,4 +361,6 @@ pub enum Reply {
     Shipments(ShipmentPage),
     Return(Box<ReturnView>),
     Kpis(Box<KpiView>),
+    /// A routing decision.
+    Routing(RoutingView),
 }

@@ -121,6 +121,11 @@ pub enum Query {
         rma: ReturnId,
     },
     Kpis,
+    /// The routing decision of a hold placed without locations (`ReserveRouted`), kept
+    /// while the hold is.
+    HoldRouting {
+        hold: HoldId,
+    },
 }
 
 /// How a hold was resolved.

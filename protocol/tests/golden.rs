@@ -815,6 +815,7 @@ fn every_variant_index_in_the_document_is_the_codes() {
         Query::Shipment { shipment: 1 },
         Query::Return { rma: 1 },
         Query::Kpis,
+        Query::HoldRouting { hold: 1 },
     ];
     let query_prefix = [&request_prefix[..], &[2, 0, 0, 0]].concat();
     let count = variant_count(&query_prefix, client);
@@ -859,6 +860,7 @@ fn every_variant_index_in_the_document_is_the_codes() {
         Reply::Shipments(ShipmentPage { shipments: vec![], next: None }),
         Reply::Return(Box::new(sample_return_view())),
         Reply::Kpis(Box::new(sample_kpis())),
+        Reply::Routing(sample_order_view().routing),
     ];
     let ok_prefix = [&response_prefix[..], &[0, 0, 0, 0]].concat();
     let count = variant_count(&ok_prefix, server);

@@ -462,6 +462,12 @@ fn a_hold_becomes_an_order_where_it_was_held_and_a_routed_hold_picks_its_locatio
         assert_eq!(cell(&client, "A", "GLA").await, (5, 2, 0));
         let view = client.hold(routed_hold).await.unwrap();
         assert_eq!((view.state, view.lines), (HoldState::Held, lines));
+        let why = client.hold_routing(routed_hold).await.unwrap();
+        assert_eq!(
+            (why.rule, why.assessments[0].location.as_str()),
+            (RoutingRule::OneLocation, "GLA")
+        );
+        assert_eq!(why.assessments[0].verdict, Verdict::Chosen);
         let second = place(
             &client,
             PlaceOrder { hold: Some(routed_hold), ..order("W-3", ship_to(EDINBURGH), &[("A", 2)]) },

@@ -8,7 +8,7 @@ pub use allot_protocol::model::{
 };
 pub use allot_protocol::order::{
     KpiView, OrderId, OrderPage, OrderState, OrderView, ReturnId, ReturnState, ReturnView,
-    ShipmentId, ShipmentPage, ShipmentState, ShipmentView,
+    RoutingView, ShipmentId, ShipmentPage, ShipmentState, ShipmentView,
 };
 
 /// The answer to one command or query.
@@ -89,6 +89,7 @@ pub enum Reply {
     Shipments(ShipmentPage),
     Return(Box<ReturnView>),
     Kpis(Box<KpiView>),
+    Routing(RoutingView),
 }
 
 /// A typed error: the wire maps each variant to an error code (DESIGN §4).

@@ -50,6 +50,7 @@ impl State {
             Query::Shipment { shipment } => self.shipment_query(*shipment),
             Query::Return { rma } => self.return_query(*rma),
             Query::Kpis => self.kpis(),
+            Query::HoldRouting { hold } => self.hold_routing(*hold),
         }
     }
 

@@ -8,7 +8,7 @@ use allot_protocol::order::{
 };
 
 use super::command::Channel;
-use super::ids::LocationId;
+use super::ids::{HoldId, LocationId};
 use super::order::{Decision, Order, OrderDelivery, Return, Shipment};
 use super::outcome::{
     EngineError, OrderId, OrderState, OrderView, Outcome, Reply, ReturnId, ReturnView, ShipmentId,
@@ -120,6 +120,18 @@ impl State {
         let record = (self.orders.return_record(id))
             .ok_or_else(|| EngineError::NotFound(format!("return {id}")))?;
         Ok(Reply::Return(Box::new(self.return_view(record))))
+    }
+
+    /// A routed hold's decision; a hold that named its locations was not routed.
+    pub(crate) fn hold_routing(&self, hold: HoldId) -> Outcome {
+        if let Some(decision) = self.holds.routed.get(&hold) {
+            return Ok(Reply::Routing(self.routing_view(decision)));
+        }
+        let why = match self.holds.holds.contains_key(&hold) {
+            true => format!("routing of hold {hold}: it named its locations"),
+            false => format!("hold {hold}"),
+        };
+        Err(EngineError::NotFound(why))
     }
 
     pub(crate) fn kpis(&self) -> Outcome {

@@ -348,6 +348,19 @@ fn a_routed_hold_is_placed_where_routing_says_and_an_order_keeps_its_reasons() {
     };
     let Reply::RoutedHoldPlaced { hold, lines, .. } = ok(&mut state, reserve) else { panic!() };
     assert_eq!((lines[0].location.as_str(), lines[0].quantity), ("GLA", 2));
+    let Ok(Reply::Routing(why)) = state.query(&Query::HoldRouting { hold }) else { panic!() };
+    assert_eq!((why.rule, why.locations_considered), (RoutingRule::OneLocation, 4));
+    let glasgow = &why.assessments[0];
+    assert_eq!((glasgow.location.as_str(), glasgow.verdict), ("GLA", Verdict::Chosen));
+    let named = Command::Reserve {
+        lines: vec![super::LineRequest { sku: "A".into(), location: "LDN".into(), quantity: 1 }],
+        ttl_ms: None,
+    };
+    let Reply::HoldPlaced { hold: named, .. } = ok(&mut state, named) else { panic!() };
+    let not_routed = state.query(&Query::HoldRouting { hold: named });
+    assert!(
+        matches!(not_routed, Err(EngineError::NotFound(why)) if why.contains("named its locations"))
+    );
     assert_eq!(cell(&state, "A", "GLA"), (5, 2, 0));
     let (id, _) = place(
         &mut state,
@@ -361,7 +374,8 @@ fn a_routed_hold_is_placed_where_routing_says_and_an_order_keeps_its_reasons() {
     };
     assert_eq!(
         apply(&mut state, too_many, T0),
-        Err(EngineError::InsufficientStock { line: 0, available: 8 })
+        Err(EngineError::InsufficientStock { line: 0, available: 7 }),
+        "Glasgow has 3 left after the order, London 4 after the named hold"
     );
 }
 

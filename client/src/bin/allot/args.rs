@@ -261,6 +261,8 @@ pub enum HoldCommand {
     },
     /// Turn a hold into an allocation for an order.
     Commit { id: HoldId, order_number: String },
+    /// Why a hold placed by `hold route` is where it is: the routing decision.
+    Routing { id: HoldId },
     /// Hold stock for a cart without naming locations: routing picks them as it would
     /// for an order to the destination. All lines or none.
     Route {

@@ -3,7 +3,7 @@
 
 use allot_client::protocol::order::{
     Delivery, DeliveryRequest, ItemQuantity, KpiView, OrderHoldReason, OrderPage, OrderView,
-    ReturnView, RoutingRule, ShipmentPage, ShipmentView,
+    ReturnView, RoutingRule, RoutingView, ShipmentPage, ShipmentView,
 };
 use allot_client::protocol::{CellView, HoldLineView, HoldState, HoldView, LocationSpec};
 use allot_client::{
@@ -387,12 +387,22 @@ pub fn order(view: &OrderView) -> String {
         out.push('\n');
         out.push_str(&shipment_table(&view.shipments));
     }
-    let routing = &view.routing;
-    out.push_str(&format!(
-        "\nrouting {}, {} locations considered\n",
+    out.push('\n');
+    out.push_str(&routing(&view.routing));
+    if !view.returns.is_empty() {
+        out.push_str(&format!("returns {}\n", ids(&view.returns)));
+    }
+    out
+}
+
+/// A routing decision: its rule, then the assessments it kept.
+pub fn routing(routing: &RoutingView) -> String {
+    use Align::{Left, Right};
+    let mut out = format!(
+        "routing {}, {} locations considered\n",
         routing_rule(routing.rule),
         routing.locations_considered
-    ));
+    );
     if !routing.assessments.is_empty() {
         let header = ["  LOCATION", "VERDICT", "DISTANCE_M", "COST", "WORKLOAD", "SCORE"];
         let mut rows = vec![header.map(String::from).to_vec()];
@@ -407,9 +417,6 @@ pub fn order(view: &OrderView) -> String {
             ]
         }));
         out.push_str(&table(&rows, &[Left, Left, Right, Right, Right, Right]));
-    }
-    if !view.returns.is_empty() {
-        out.push_str(&format!("returns {}\n", ids(&view.returns)));
     }
     out
 }

@@ -240,6 +240,10 @@ async fn hold(client: &Client, command: HoldCommand) -> Result<Output, ClientErr
             let human = format!("hold {id} committed to order {order_number}");
             Ok(Output::new(human, json!({ "hold": id, "order_number": order_number })))
         }
+        HoldCommand::Routing { id } => {
+            let view = client.hold_routing(id).await?;
+            Ok(Output::new(output::routing(&view), to_json(&view)))
+        }
         HoldCommand::Route { lines, destination, ttl_ms } => {
             let placed = client.reserve_routed(lines, delivery(destination), ttl_ms).await?;
             Ok(Output::new(output::routed_hold(&placed), to_json(&placed)))
