@@ -10,7 +10,7 @@ use super::limits::{HOLD_TTL_MS_DEFAULT, HOLDS_MAX, LINES_PER_HOLD_MAX, ORDER_NU
 use super::order::OrderDelivery;
 use super::outcome::HoldLineView;
 use super::outcome::{EngineError, HoldState, Outcome, Reply, Resolution};
-use super::routing::{Need, Verdict};
+use super::routing::Need;
 use super::state::State;
 use super::validate::{invalid, quantity, text, ttl};
 
@@ -85,10 +85,7 @@ impl State {
             let line = (items.iter())
                 .position(|item| self.skus.get(&item.sku) == Some(short.sku))
                 .expect("needs come from items");
-            let available = (plan.assessments.iter())
-                .filter(|a| a.verdict != Verdict::Inactive)
-                .map(|a| self.stock.available(short.sku, a.location).max(0))
-                .sum();
+            let available = self.routable_units(&plan, short.sku);
             return Err(EngineError::InsufficientStock { line: line as u32, available });
         }
         let lines: Vec<LineRequest> = (plan.allocations.iter())

@@ -3,11 +3,11 @@
 
 use allot_protocol::check;
 
-use super::command::{DeliveryRequest, ItemQuantity, OrderHoldReason, PlaceOrder};
+use super::command::{Command, DeliveryRequest, ItemQuantity, OrderHoldReason, PlaceOrder};
 use super::ids::{HoldId, LocationId, SkuId, fingerprint};
 use super::limits::{
-    BACKORDERS_FILLED_PER_ARRIVAL_MAX, ORDERS_MAX, ROUTING_ASSESSMENTS_KEPT_MAX, SHIPMENTS_MAX,
-    SHIPMENTS_PER_ORDER_MAX,
+    BACKORDERS_FILLED_PER_ARRIVAL_MAX, ORDERS_MAX, PAYMENT_REFERENCE_BYTES_MAX, REASON_BYTES_MAX,
+    ROUTING_ASSESSMENTS_KEPT_MAX, SHIPMENTS_MAX, SHIPMENTS_PER_ORDER_MAX,
 };
 use super::order::{Decision, Order, OrderDelivery, OrderLineRecord, Shipment, ShipmentLine};
 use super::order_state::PaymentState;
@@ -239,7 +239,7 @@ impl State {
     }
 
     /// Units of `sku` available at the locations that passed routing's filter.
-    fn routable_units(&self, plan: &Plan, sku: SkuId) -> i64 {
+    pub(crate) fn routable_units(&self, plan: &Plan, sku: SkuId) -> i64 {
         (plan.assessments.iter())
             .filter(|a| matches!(a.verdict, Verdict::Chosen | Verdict::Eligible | Verdict::NoStock))
             .map(|a| self.stock.available(sku, a.location).max(0))
@@ -554,6 +554,26 @@ impl State {
         let state = self.orders.refresh(id);
         Reply::OrderChanged { order: id, state }
     }
+}
+
+/// The free text and amounts an order command carries that no handler reads (payment
+/// amount and reference, notes, reasons): checked here so a malformed one is refused,
+/// never logged.
+pub(crate) fn check_free_text(command: &Command) -> Result<(), EngineError> {
+    let reason = |text: &str| check::text("reason", text, REASON_BYTES_MAX);
+    let checked = match command {
+        Command::RecordPayment { amount_minor, reference, .. } => {
+            check::amount("payment amount", *amount_minor).and_then(|()| {
+                check::text("payment reference", reference, PAYMENT_REFERENCE_BYTES_MAX)
+            })
+        }
+        Command::HoldOrder { note, .. } => check::text("note", note, REASON_BYTES_MAX),
+        Command::CancelOrder { reason: text, .. }
+        | Command::CancelShipment { reason: text, .. }
+        | Command::CancelOrderLines { reason: text, .. } => reason(text),
+        _ => Ok(()),
+    };
+    checked.map_err(invalid)
 }
 
 /// What placing an order takes: allocations per location, units to backorder, and the

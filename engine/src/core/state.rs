@@ -160,35 +160,15 @@ impl State {
     }
 
     fn execute_order(&mut self, command: &Command, now_ms: u64) -> Outcome {
+        super::apply_order::check_free_text(command)?;
         match command {
             Command::PlaceOrder(order) => self.place_order(order, None, now_ms),
-            Command::RecordPayment { order, event, amount_minor, reference } => {
-                allot_protocol::check::amount("payment amount", *amount_minor)
-                    .and_then(|()| {
-                        allot_protocol::check::text(
-                            "payment reference",
-                            reference,
-                            allot_protocol::limits::PAYMENT_REFERENCE_BYTES_MAX,
-                        )
-                    })
-                    .map_err(EngineError::InvalidArgument)?;
-                self.record_payment(*order, *event)
-            }
-            Command::HoldOrder { order, reason, note } => {
-                super::validate::text("note", note, super::limits::REASON_BYTES_MAX)?;
-                self.hold_order(*order, *reason)
-            }
+            Command::RecordPayment { order, event, .. } => self.record_payment(*order, *event),
+            Command::HoldOrder { order, reason, .. } => self.hold_order(*order, *reason),
             Command::ReleaseOrderHold { order } => self.release_order_hold(*order),
-            Command::CancelOrder { order, reason } => {
-                super::validate::text("reason", reason, super::limits::REASON_BYTES_MAX)?;
-                self.cancel_order(*order, now_ms)
-            }
-            Command::CancelShipment { shipment, reason } => {
-                super::validate::text("reason", reason, super::limits::REASON_BYTES_MAX)?;
-                self.cancel_shipment(*shipment, now_ms)
-            }
-            Command::CancelOrderLines { order, lines, reason } => {
-                super::validate::text("reason", reason, super::limits::REASON_BYTES_MAX)?;
+            Command::CancelOrder { order, .. } => self.cancel_order(*order, now_ms),
+            Command::CancelShipment { shipment, .. } => self.cancel_shipment(*shipment, now_ms),
+            Command::CancelOrderLines { order, lines, .. } => {
                 self.cancel_order_lines(*order, lines, now_ms)
             }
             Command::AdvanceShipment { shipment, step } => {
