@@ -29,11 +29,10 @@ impl State {
         now_ms: u64,
     ) -> Outcome {
         check::place_order(request).map_err(invalid)?;
-        let placement = fingerprint(&(request, exchange_for));
-        let key = (request.channel, request.external_number.as_str().into());
-        if let Some(&existing) = self.orders.by_number.get(&key) {
-            return self.repeated_placement(existing, placement);
+        if let Some(answer) = self.placed_before(request, exchange_for) {
+            return answer;
         }
+        let placement = fingerprint(&(request, exchange_for));
         if self.orders.orders.len() >= ORDERS_MAX {
             return Err(EngineError::Overloaded(format!("{ORDERS_MAX} orders in memory")));
         }
@@ -89,19 +88,19 @@ impl State {
         Ok(Reply::OrderPlaced { order: id, state, shipments, backordered_units: backordered })
     }
 
-    /// The same number placed again: the same order is answered, another one refused.
-    fn repeated_placement(&self, id: OrderId, placement: u64) -> Outcome {
+    /// For a number already placed on the channel: the same order again is answered with
+    /// it, another order under the number refused. `None` for a new number.
+    pub(crate) fn placed_before(
+        &self,
+        request: &PlaceOrder,
+        exchange_for: Option<ReturnId>,
+    ) -> Option<Outcome> {
+        let id = self.orders.by_number(request.channel, &request.external_number)?;
         let order = self.orders.order(id).expect("indexed orders exist");
-        if order.placement != placement {
-            return Err(EngineError::IdempotencyConflict);
+        if order.placement != fingerprint(&(request, exchange_for)) {
+            return Some(Err(EngineError::IdempotencyConflict));
         }
-        let backordered = order.lines.iter().map(|line| u64::from(line.backordered)).sum();
-        Ok(Reply::OrderPlaced {
-            order: id,
-            state: order.state,
-            shipments: order.shipments.clone(),
-            backordered_units: backordered,
-        })
+        Some(Ok(placement_reply(order)))
     }
 
     fn order_delivery(&self, delivery: &DeliveryRequest) -> Result<OrderDelivery, EngineError> {
@@ -574,6 +573,18 @@ pub(crate) fn check_free_text(command: &Command) -> Result<(), EngineError> {
         _ => Ok(()),
     };
     checked.map_err(invalid)
+}
+
+/// The answer to placing `order`, as it is now.
+fn placement_reply(order: &Order) -> Reply {
+    let id = order.id;
+    let backordered = order.lines.iter().map(|line| u64::from(line.backordered)).sum();
+    Reply::OrderPlaced {
+        order: id,
+        state: order.state,
+        shipments: order.shipments.clone(),
+        backordered_units: backordered,
+    }
 }
 
 /// What placing an order takes: allocations per location, units to backorder, and the

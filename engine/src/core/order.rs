@@ -243,7 +243,9 @@ pub struct OrderBook {
     pub customers: Interner,
     pub kpis: OrderKpis,
     // Derived indexes, rebuilt on load.
-    pub by_number: FastMap<(Channel, Box<str>), OrderId>,
+    /// External number → order, one map per channel (indexed by `Channel as usize`), so a
+    /// lookup by `&str` allocates nothing.
+    pub by_number: [FastMap<Box<str>, OrderId>; Channel::ALL.len()],
     pub by_customer: BTreeSet<(u32, OrderId)>,
     pub by_state: BTreeSet<(OrderState, OrderId)>,
     /// Orders with a shipment (of any state) at a location.
@@ -263,6 +265,11 @@ impl OrderBook {
     pub fn order(&self, id: OrderId) -> Option<&Order> {
         let index = usize::try_from(id.checked_sub(1)?).ok()?;
         self.orders.get(index)
+    }
+
+    /// The order placed under a channel's own number, if any.
+    pub fn by_number(&self, channel: Channel, number: &str) -> Option<OrderId> {
+        self.by_number[channel as usize].get(number).copied()
     }
 
     pub fn order_mut(&mut self, id: OrderId) -> &mut Order {
@@ -395,8 +402,8 @@ impl OrderBook {
     }
 
     fn index_order(&mut self, order: &Order) {
-        let key = (order.channel, order.external_number.clone());
-        let previous = self.by_number.insert(key, order.id);
+        let numbers = &mut self.by_number[order.channel as usize];
+        let previous = numbers.insert(order.external_number.clone(), order.id);
         assert!(previous.is_none(), "external numbers are unique per channel");
         self.by_customer.insert((order.customer, order.id));
         self.by_state.insert((order.state, order.id));

@@ -28,11 +28,10 @@ impl State {
     }
 
     pub(crate) fn order_by_number(&self, channel: Channel, number: &str) -> Outcome {
-        let key = (channel, number.into());
-        let id = self.orders.by_number.get(&key).ok_or_else(|| {
+        let id = self.orders.by_number(channel, number).ok_or_else(|| {
             EngineError::NotFound(format!("order {number} on channel {}", channel.name()))
         })?;
-        self.order_query(*id)
+        self.order_query(id)
     }
 
     /// Newest first: ids below `before`.

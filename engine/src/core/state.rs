@@ -102,16 +102,14 @@ impl State {
     }
 
     fn apply_command(&mut self, command: &Command, now_ms: u64) -> Applied {
-        let orders_before = self.orders.orders.len();
-        let outcome = self.execute(command, now_ms);
         // An order placed again under its number is answered from the order already
-        // there: nothing changed, so nothing is logged.
-        let repeat = matches!(command, Command::PlaceOrder(_))
-            && outcome.is_ok()
-            && self.orders.orders.len() == orders_before;
-        if repeat {
-            return Applied { outcome, changed: false };
+        // there: nothing changes, so nothing is logged.
+        if let Command::PlaceOrder(order) = command
+            && let Some(Ok(reply)) = self.placed_before(order, None)
+        {
+            return Applied { outcome: Ok(reply), changed: false };
         }
+        let outcome = self.execute(command, now_ms);
         let is_hold = matches!(command, Command::Reserve { .. } | Command::ReserveRouted { .. });
         if is_hold && matches!(outcome, Err(EngineError::InsufficientStock { .. })) {
             self.since_start.holds_refused += 1;
