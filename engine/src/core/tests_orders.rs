@@ -415,6 +415,10 @@ fn an_order_walks_to_delivered_and_shipping_consumes_on_hand() {
         step(&mut state, shipments[0], next).unwrap();
     }
     assert_eq!(cell(&state, "A", "LDN"), (5, 0, 2));
+    let no_carrier = step(&mut state, shipments[0], ship(""));
+    assert!(
+        matches!(no_carrier, Err(EngineError::InvalidArgument(why)) if why.contains("carrier"))
+    );
     let shipped = step(&mut state, shipments[0], ship("DPD")).unwrap();
     assert_eq!(
         shipped,
