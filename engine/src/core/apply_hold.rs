@@ -2,15 +2,12 @@
 
 use allot_protocol::check;
 
-use super::apply_order::decision;
+use super::apply_order::{decision, needs_of};
 use super::command::{DeliveryRequest, ItemQuantity, LineRequest};
 use super::hold::{Hold, HoldLine};
 use super::ids::HoldId;
 use super::limits::{HOLD_TTL_MS_DEFAULT, HOLDS_MAX, LINES_PER_HOLD_MAX, ORDER_NUMBER_BYTES_MAX};
-use super::order::OrderDelivery;
-use super::outcome::HoldLineView;
 use super::outcome::{EngineError, HoldState, Outcome, Reply, Resolution};
-use super::routing::Need;
 use super::state::State;
 use super::validate::{invalid, quantity, text, ttl};
 
@@ -33,8 +30,15 @@ impl State {
                 return Err(EngineError::InsufficientStock { line, available });
             }
         }
-        for line in &merged {
-            self.stock.cell_mut(line.sku, line.location).expect("checked above").held +=
+        let (hold, expires_at_ms) = self.hold_cells(merged, ttl_ms, now_ms);
+        Ok(Reply::HoldPlaced { hold, expires_at_ms })
+    }
+
+    /// Holds `lines` (checked available) until `now + ttl`: the mutating half of a
+    /// reserve, shared by holds that name their locations and routed ones.
+    fn hold_cells(&mut self, lines: Vec<HoldLine>, ttl_ms: u64, now_ms: u64) -> (HoldId, u64) {
+        for line in &lines {
+            self.stock.cell_mut(line.sku, line.location).expect("checked available").held +=
                 line.quantity;
         }
         let id = self.holds.next_id;
@@ -43,7 +47,7 @@ impl State {
         let hold = Hold {
             id,
             state: HoldState::Held,
-            lines: merged,
+            lines,
             created_at_ms: now_ms,
             expires_at_ms,
             resolved_at_ms: None,
@@ -52,7 +56,7 @@ impl State {
         self.holds.holds.insert(id, hold);
         self.holds.expiry.insert(id, expires_at_ms);
         self.counters.holds_placed += 1;
-        Ok(Reply::HoldPlaced { hold: id, expires_at_ms })
+        (id, expires_at_ms)
     }
 
     /// A hold whose lines name no location: routed as an order to `destination` would
@@ -66,20 +70,12 @@ impl State {
     ) -> Outcome {
         check::items("hold lines", items).map_err(invalid)?;
         check::delivery(destination).map_err(invalid)?;
-        let mut needs: Vec<Need> = Vec::with_capacity(items.len());
-        for item in items {
-            let sku = self.sku_id(&item.sku)?;
-            match needs.iter_mut().find(|need| need.sku == sku) {
-                Some(need) => need.quantity += item.quantity,
-                None => needs.push(Need { sku, quantity: item.quantity }),
-            }
+        let ttl_ms = ttl(ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT))?;
+        if self.holds.holds.len() >= HOLDS_MAX {
+            return Err(EngineError::Overloaded(format!("{HOLDS_MAX} holds in memory")));
         }
-        let delivery = match destination {
-            DeliveryRequest::Ship { to } => OrderDelivery::Ship(to.clone()),
-            DeliveryRequest::Pickup { location } => {
-                OrderDelivery::Pickup(self.location_id(location)?)
-            }
-        };
+        let needs = needs_of(items, |sku| self.sku_id(sku))?;
+        let delivery = self.order_delivery(destination)?;
         let plan = self.plan(&needs, &delivery, None, self.routing_weights.shipments_max);
         if let Some(short) = plan.unfilled.first() {
             let line = (items.iter())
@@ -88,28 +84,24 @@ impl State {
             let available = self.routable_units(&plan, short.sku);
             return Err(EngineError::InsufficientStock { line: line as u32, available });
         }
-        let lines: Vec<LineRequest> = (plan.allocations.iter())
+        let lines: Vec<HoldLine> = (plan.allocations.iter())
             .flat_map(|allocation| {
-                allocation.lines.iter().map(|need| LineRequest {
-                    sku: self.skus.name(need.sku).to_owned(),
-                    location: self.location_codes.name(allocation.location).to_owned(),
+                let location = allocation.location;
+                allocation.lines.iter().map(move |need| HoldLine {
+                    sku: need.sku,
+                    location,
                     quantity: need.quantity,
                 })
             })
             .collect();
-        let Reply::HoldPlaced { hold, expires_at_ms } = self.reserve(&lines, ttl_ms, now_ms)?
-        else {
-            unreachable!("reserve answers HoldPlaced")
-        };
+        if lines.len() > LINES_PER_HOLD_MAX {
+            let count = lines.len();
+            return Err(invalid(format!("routed to {count} cells, over {LINES_PER_HOLD_MAX}")));
+        }
+        let views = lines.iter().map(|line| self.hold_line_view(line)).collect();
+        let (hold, expires_at_ms) = self.hold_cells(lines, ttl_ms, now_ms);
         self.holds.routed.insert(hold, decision(&plan));
-        let lines = (lines.into_iter())
-            .map(|line| HoldLineView {
-                sku: line.sku,
-                location: line.location,
-                quantity: line.quantity,
-            })
-            .collect();
-        Ok(Reply::RoutedHoldPlaced { hold, expires_at_ms, lines })
+        Ok(Reply::RoutedHoldPlaced { hold, expires_at_ms, lines: views })
     }
 
     pub(crate) fn extend_hold(&mut self, id: HoldId, ttl_ms: u64, now_ms: u64) -> Outcome {

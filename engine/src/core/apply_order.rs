@@ -106,7 +106,10 @@ impl State {
         Some(Ok(placement_reply(order)))
     }
 
-    fn order_delivery(&self, delivery: &DeliveryRequest) -> Result<OrderDelivery, EngineError> {
+    pub(crate) fn order_delivery(
+        &self,
+        delivery: &DeliveryRequest,
+    ) -> Result<OrderDelivery, EngineError> {
         Ok(match delivery {
             DeliveryRequest::Ship { to } => OrderDelivery::Ship(to.clone()),
             DeliveryRequest::Pickup { location } => {
@@ -358,14 +361,7 @@ impl State {
     ) -> Outcome {
         check::items("cancelled lines", items).map_err(invalid)?;
         let order = self.known_order(id)?;
-        let mut wanted: Vec<Need> = Vec::with_capacity(items.len());
-        for item in items {
-            let sku = self.order_sku(order, &item.sku)?;
-            match wanted.iter_mut().find(|need| need.sku == sku) {
-                Some(need) => need.quantity += item.quantity,
-                None => wanted.push(Need { sku, quantity: item.quantity }),
-            }
-        }
+        let wanted = needs_of(items, |sku| self.order_sku(order, sku))?;
         for need in &wanted {
             let cancellable = self.cancellable_units(order, need.sku);
             if need.quantity > cancellable {
@@ -580,6 +576,23 @@ pub(crate) fn check_free_text(command: &Command) -> Result<(), EngineError> {
         _ => Ok(()),
     };
     checked.map_err(invalid)
+}
+
+/// Request lines summed per SKU, in order of first appearance; `sku` resolves a SKU
+/// named in the request (and says why it may not be used).
+pub(crate) fn needs_of(
+    items: &[ItemQuantity],
+    mut sku: impl FnMut(&str) -> Result<SkuId, EngineError>,
+) -> Result<Vec<Need>, EngineError> {
+    let mut needs: Vec<Need> = Vec::with_capacity(items.len());
+    for item in items {
+        let id = sku(&item.sku)?;
+        match needs.iter_mut().find(|need| need.sku == id) {
+            Some(need) => need.quantity += item.quantity,
+            None => needs.push(Need { sku: id, quantity: item.quantity }),
+        }
+    }
+    Ok(needs)
 }
 
 /// The answer to placing `order`, as it is now.

@@ -2,11 +2,10 @@
 
 use allot_protocol::check;
 
-use super::apply_order::transition;
+use super::apply_order::{needs_of, transition};
 use super::command::{ItemQuantity, ShipmentStep};
 use super::order_state::PaymentState;
 use super::outcome::{EngineError, OrderState, Outcome, Reply, ShipmentId, ShipmentState};
-use super::routing::Need;
 use super::shipment::{Lifecycle, ShipmentEvent};
 use super::state::State;
 use super::validate::invalid;
@@ -105,14 +104,7 @@ impl State {
         if !shipment.is_on_floor() {
             return Err(transition(shipment.state.name()));
         }
-        let mut needs: Vec<Need> = Vec::with_capacity(missing.len());
-        for item in missing {
-            let sku = self.sku_id(&item.sku)?;
-            match needs.iter_mut().find(|need| need.sku == sku) {
-                Some(need) => need.quantity += item.quantity,
-                None => needs.push(Need { sku, quantity: item.quantity }),
-            }
-        }
+        let needs = needs_of(missing, |sku| self.sku_id(sku))?;
         for need in &needs {
             let on_shipment = shipment.units_of(need.sku);
             if need.quantity > on_shipment {

@@ -1,7 +1,7 @@
 //! Answers to queries, and the client-facing views of cells, holds and locations.
 
 use super::command::Query;
-use super::hold::Hold;
+use super::hold::{Hold, HoldLine};
 use super::ids::{HoldId, LocationId, SkuId};
 use super::outcome::{CellView, EngineError, HoldLineView, HoldView, LocationView, Outcome, Reply};
 use super::state::State;
@@ -83,18 +83,18 @@ impl State {
         self.locations[id as usize].clone()
     }
 
+    pub(crate) fn hold_line_view(&self, line: &HoldLine) -> HoldLineView {
+        HoldLineView {
+            sku: self.skus.name(line.sku).to_owned(),
+            location: self.location_codes.name(line.location).to_owned(),
+            quantity: line.quantity,
+        }
+    }
+
     fn hold_view(&self, id: HoldId) -> Result<HoldView, EngineError> {
         let hold: &Hold =
             self.holds.holds.get(&id).ok_or_else(|| EngineError::NotFound(format!("hold {id}")))?;
-        let lines = hold
-            .lines
-            .iter()
-            .map(|line| HoldLineView {
-                sku: self.skus.name(line.sku).to_owned(),
-                location: self.location_codes.name(line.location).to_owned(),
-                quantity: line.quantity,
-            })
-            .collect();
+        let lines = hold.lines.iter().map(|line| self.hold_line_view(line)).collect();
         Ok(HoldView {
             hold: hold.id,
             state: hold.state,
