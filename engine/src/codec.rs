@@ -4,8 +4,8 @@
 //! place. The configuration is fixed (little endian, variable-length integers) and
 //! decoding is bounded, so a corrupt payload is an error, never a huge allocation.
 
-use crate::core::image::Image;
-use crate::core::{Request, State};
+use allot_core::image::Image;
+use allot_core::{Request, State};
 
 /// Largest log payload decoded (matches the WAL's record limit).
 pub const LOG_PAYLOAD_BYTES_MAX: usize = 1024 * 1024;
@@ -52,5 +52,5 @@ pub fn decode_state(body: &[u8]) -> Result<State, String> {
 
 /// A stable digest of the state's canonical image: equal digests, equal states.
 pub fn state_digest(state: &State) -> u64 {
-    crate::core::fingerprint(encode_state(state).as_slice())
+    allot_core::fingerprint(encode_state(state).as_slice())
 }

@@ -14,12 +14,12 @@ use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::clock::{Clock, SystemClock};
-use crate::core::routing::RoutingWeights;
-use crate::core::{Command, EngineError, Outcome, Query, Reply, Request};
 use crate::pending::Pending;
 use crate::recover::{Recovered, recover};
 use crate::sequencer::{Sequencer, Work};
 use crate::snapshotter::Snapshotter;
+use allot_core::routing::RoutingWeights;
+use allot_core::{Command, EngineError, Outcome, Query, Reply, Request};
 
 /// Default ingress queue length; a full queue answers `Overloaded`.
 pub const INGRESS_QUEUE_LEN_DEFAULT: usize = 65_536;
@@ -68,7 +68,7 @@ impl EngineConfig {
     /// answer every request `Overloaded`.
     fn check(&self) -> Result<(), OpenError> {
         if let Some(weights) = &self.routing_weights {
-            crate::core::routing::check_weights(weights).map_err(OpenError::Config)?;
+            allot_core::routing::check_weights(weights).map_err(OpenError::Config)?;
         }
         if self.ingress_queue_len_max == 0 {
             return Err(OpenError::Config("ingress_queue_len_max must be at least 1".into()));

@@ -1,16 +1,19 @@
-//! allot's engine: the pure core, the sequencer that orders and logs commands, and the
-//! embedded API (`Engine`) that the server, the benches and the tests all use.
+//! allot's engine: the sequencer that orders and logs commands, snapshots of the state,
+//! recovery, and the embedded API (`Engine`) that the server, the benches and the tests
+//! all use. The pure state machine is `allot-core`, re-exported here as [`core`]; the
+//! network server is `allot-server`, so an embedding program compiles no network stack.
 
 pub mod clock;
 pub mod codec;
-pub mod core;
 mod engine;
 mod pending;
 mod recover;
 mod sequencer;
-pub mod server;
 mod snapshotter;
 pub mod wire;
+
+/// The pure core, for programs that embed the engine and speak its types.
+pub use allot_core as core;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
@@ -20,3 +23,6 @@ pub use engine::{
 pub use pending::Pending;
 pub use recover::{ReplayFrom, rebuild_state, replay_record};
 pub use sequencer::IDLE_WAKE_MS_MAX;
+
+#[cfg(test)]
+mod core_tests;

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-use crate::core::EngineError;
+use allot_core::EngineError;
 
 /// Resolves once the engine has answered, which for a command means once it is durable.
 #[derive(Debug)]

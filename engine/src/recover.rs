@@ -9,8 +9,8 @@ use allot_snapshots::recovery::DataDir;
 use allot_snapshots::storage::Storage;
 
 use crate::codec;
-use crate::core::State;
 use crate::engine::{OpenError, RecoveryReport};
+use allot_core::State;
 
 pub(crate) struct Recovered {
     pub state: State,

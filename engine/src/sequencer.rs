@@ -11,9 +11,9 @@ use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::codec;
-use crate::core::routing::RoutingWeights;
-use crate::core::{Command, EngineError, Outcome, Query, Request, State};
 use crate::snapshotter::ShadowMessage;
+use allot_core::routing::RoutingWeights;
+use allot_core::{Command, EngineError, Outcome, Query, Request, State};
 
 /// Longest the writer sleeps with nothing to do, so ticks are never late by more.
 pub const IDLE_WAKE_MS_MAX: u64 = 250;

@@ -12,7 +12,7 @@ use crossbeam_channel::Receiver;
 use tokio::sync::oneshot;
 
 use crate::codec;
-use crate::core::{EngineError, Request, State};
+use allot_core::{EngineError, Request, State};
 
 /// Messages from the writer, in log order.
 #[derive(Debug)]

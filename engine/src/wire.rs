@@ -3,7 +3,7 @@
 
 use allot_protocol::{Error, ErrorCode};
 
-use crate::core::{EngineError, Reply, Request};
+use allot_core::{EngineError, Reply, Request};
 
 /// A client's command with its idempotency key, as the engine takes it.
 pub fn request(idempotency_key: Option<String>, command: allot_protocol::Command) -> Request {
@@ -82,7 +82,7 @@ pub fn outcome(outcome: Result<Reply, EngineError>) -> Result<allot_protocol::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Command, Resolution};
+    use allot_core::{Command, Resolution};
 
     #[test]
     fn insufficient_stock_keeps_its_line_and_available_count() {

@@ -2,7 +2,7 @@
 //! order flow — placement and routing, holds turned into orders, the shipment lifecycle
 //! to delivery and to pickup, order holds, cancellations, short picks, returns and
 //! exchanges, the order queries and KPIs, roles, `kill -9` and clean restarts, and bad
-//! input. The core's unit tests (`engine/src/core/tests_orders.rs`) pin the details on
+//! input. The core's unit tests (`engine/src/core_tests/orders.rs`) pin the details on
 //! the same small map; these check that each behaviour holds over the wire.
 
 use std::collections::BTreeMap;

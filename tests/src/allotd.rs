@@ -4,7 +4,7 @@
 //!
 //! The binary is the one cargo built next to the test executable
 //! (`target/<profile>/allotd`); `cargo test --workspace` builds it, and so does
-//! `cargo build -p allot-engine --bin allotd`.
+//! `cargo build -p allot-server --bin allotd`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -153,7 +153,7 @@ fn binary() -> PathBuf {
     let path = dir.join("allotd");
     assert!(
         path.exists(),
-        "{} is missing: run cargo build -p allot-engine --bin allotd (cargo test --workspace builds it too)",
+        "{} is missing: run cargo build -p allot-server --bin allotd (cargo test --workspace builds it too)",
         path.display()
     );
     path

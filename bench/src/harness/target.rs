@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use allot_client::{Client, ClientConfig, Trust};
-use allot_engine::server::{Server, ServerConfig};
+use allot_server::{Server, ServerConfig};
 use tempfile::TempDir;
 
 use super::HarnessError;

@@ -1,17 +1,17 @@
 //! Unit tests of the core handlers: each test pins down one behaviour of `State::apply`.
 
-use super::limits::{
+use crate::codec;
+use allot_core::limits::{
     EXPIRY_BUCKET_MS, HOLD_RESOLVED_RETENTION_MS, HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX,
     HOLD_TTL_MS_MIN, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_RETENTION_MS, LINES_PER_HOLD_MAX,
     LOCATION_CODE_BYTES_MAX, LOCATION_NAME_BYTES_MAX, ON_HAND_MAX, ORDER_NUMBER_BYTES_MAX,
     QUANTITY_PER_LINE_MAX, REASON_BYTES_MAX, SKU_BYTES_MAX,
 };
-use super::{
+use allot_core::{
     Applied, CellView, Command, EngineError, HoldId, HoldLineView, HoldState, HoldView,
     LineRequest, LocationKind, LocationSpec, Outcome, Query, Reply, Request, Resolution,
     ShippingCost, State,
 };
-use crate::codec;
 
 /// Engine time the tests start at: a whole second, so bucket arithmetic is easy to read.
 const T0: u64 = 1_700_000_000_000;

@@ -22,7 +22,7 @@ use super::routing::{self, Assessment, Destination, Need, Plan, Rule, Site, Verd
 use super::shipment::Lifecycle;
 use super::state::State;
 use super::validate::invalid;
-use crate::core::command::PaymentEvent;
+use crate::command::PaymentEvent;
 
 impl State {
     pub(crate) fn place_order(

@@ -9,7 +9,7 @@ use super::outcome::{EngineError, OrderState, Outcome, Reply, ShipmentId, Shipme
 use super::shipment::{Lifecycle, ShipmentEvent};
 use super::state::State;
 use super::validate::invalid;
-use crate::core::order::Shipment;
+use crate::order::Shipment;
 
 impl State {
     pub(crate) fn advance_shipment(

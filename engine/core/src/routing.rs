@@ -322,7 +322,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::core::command::{LocationKind, ShippingCost};
+    use crate::command::{LocationKind, ShippingCost};
 
     const A: SkuId = 0;
     const B: SkuId = 1;

@@ -9,11 +9,11 @@ use allot_protocol::order::{
     ShipmentStep, Verdict,
 };
 
-use super::outcome::{OrderState, ShipmentState};
-use super::{
+use crate::codec;
+use allot_core::outcome::{OrderState, ShipmentState};
+use allot_core::{
     Command, EngineError, LocationKind, LocationSpec, Query, Reply, Request, ShippingCost, State,
 };
-use crate::codec;
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -313,7 +313,11 @@ fn arriving_stock_fills_the_oldest_backorders_first() {
 fn an_order_converts_its_hold_and_must_match_it() {
     let mut state = world(&[("A", "LDN", 5)]);
     let reserve = Command::Reserve {
-        lines: vec![super::LineRequest { sku: "A".into(), location: "LDN".into(), quantity: 2 }],
+        lines: vec![allot_core::LineRequest {
+            sku: "A".into(),
+            location: "LDN".into(),
+            quantity: 2,
+        }],
         ttl_ms: None,
     };
     let Reply::HoldPlaced { hold, .. } = ok(&mut state, reserve) else { panic!() };
@@ -353,7 +357,11 @@ fn a_routed_hold_is_placed_where_routing_says_and_an_order_keeps_its_reasons() {
     let glasgow = &why.assessments[0];
     assert_eq!((glasgow.location.as_str(), glasgow.verdict), ("GLA", Verdict::Chosen));
     let named = Command::Reserve {
-        lines: vec![super::LineRequest { sku: "A".into(), location: "LDN".into(), quantity: 1 }],
+        lines: vec![allot_core::LineRequest {
+            sku: "A".into(),
+            location: "LDN".into(),
+            quantity: 1,
+        }],
         ttl_ms: None,
     };
     let Reply::HoldPlaced { hold: named, .. } = ok(&mut state, named) else { panic!() };

@@ -134,7 +134,7 @@ pub fn fingerprint<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
 #[cfg(test)]
 mod fingerprint_tests {
     use super::fingerprint;
-    use crate::core::{Command, LineRequest};
+    use crate::{Command, LineRequest};
 
     /// Fingerprints are stored in snapshots: if this value changes, keys recorded before
     /// an upgrade would read as conflicts after it.

@@ -4,7 +4,7 @@
 //!
 //! # The configuration file
 //!
-//! Every key is optional; `engine/allotd.example.toml` shows them all with their defaults.
+//! Every key is optional; `engine/server/allotd.example.toml` shows them all with their defaults.
 //! Unknown keys are refused, so a misspelt one is reported instead of ignored. Relative
 //! paths are taken from the working directory.
 //!
@@ -64,8 +64,8 @@ use allot_protocol::Role;
 use allot_protocol::limits::{FRAME_BYTES_MAX, TOKEN_BYTES_MAX};
 use serde::Deserialize;
 
-use crate::EngineConfig;
-use crate::core::routing::{RoutingWeights, check_weights};
+use allot_engine::EngineConfig;
+use allot_engine::core::routing::{RoutingWeights, check_weights};
 
 /// Default address: loopback only, so a development server is not reachable from outside.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:7411";
@@ -734,7 +734,7 @@ mod tests {
 
     /// The example file with its `# key = value` lines switched on, tokens excepted.
     fn example_uncommented() -> String {
-        let example = include_str!("../../allotd.example.toml");
+        let example = include_str!("../allotd.example.toml");
         let mut in_tokens = false;
         let mut lines = Vec::new();
         for line in example.lines() {
@@ -759,7 +759,7 @@ mod tests {
 
     #[test]
     fn the_example_file_parses_and_states_the_real_defaults() {
-        let example = include_str!("../../allotd.example.toml");
+        let example = include_str!("../allotd.example.toml");
         FileConfig::parse(example).expect("the example parses as it is");
 
         let mut config = ServerConfig::default();

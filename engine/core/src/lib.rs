@@ -1,6 +1,6 @@
 //! The pure core: model, commands, `apply`, expiry and queries.
 //!
-//! Nothing in this module does I/O, reads a clock, draws a random number or imports
+//! Nothing in this crate does I/O, reads a clock, draws a random number or imports
 //! tokio, quinn or `std::time`: time is passed in with each command. That is what makes
 //! replay exact and the core testable on its own (as quinn-proto beside quinn).
 
@@ -35,8 +35,3 @@ pub use outcome::{
     Resolution,
 };
 pub use state::{Applied, Counters, State};
-
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod tests_orders;

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use allot_engine::server::{Flags, Server, ServerConfig};
+use allot_server::{Flags, Server, ServerConfig};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -20,7 +20,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "allotd", version)]
 struct Cli {
-    /// TOML configuration file (see engine/allotd.example.toml).
+    /// TOML configuration file (see engine/server/allotd.example.toml).
     #[arg(long, value_name = "FILE", env = "ALLOTD_CONFIG")]
     config: Option<PathBuf>,
     /// Directory for the log, snapshots and development files [default: ./allot-data].

@@ -12,8 +12,8 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::Shared;
 use super::writer::{self, Outgoing};
-use crate::core::{self, Outcome};
-use crate::{Engine, Pending, wire};
+use allot_engine::core::{self, Outcome};
+use allot_engine::{Engine, Pending, wire};
 
 /// The version a `Pong` and a `Welcome` report.
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -197,7 +197,7 @@ mod tests {
     use allot_protocol::{Command, LineRequest, LocationKind, LocationSpec, Query, ShippingCost};
 
     use super::*;
-    use crate::EngineConfig;
+    use allot_engine::EngineConfig;
 
     fn engine(dir: &std::path::Path) -> Engine {
         let config = EngineConfig { snapshot_on_shutdown: false, ..EngineConfig::default() };

@@ -31,7 +31,7 @@ pub use config::{ConfigError, Flags, Limits, ServerConfig, TlsSource, TokenConfi
 pub use dev_files::{DEV_CERT_FILE_NAME, DEV_KEY_FILE_NAME, DEV_TOKEN_FILE_NAME};
 pub use dispatch::SERVER_VERSION;
 
-use crate::{Engine, OpenError};
+use allot_engine::{Engine, OpenError};
 
 /// How long shutdown waits for the endpoint to send its close frames.
 const ENDPOINT_CLOSE_WAIT_MS: u64 = 1_000;

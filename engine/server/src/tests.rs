@@ -26,8 +26,10 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 fn config(dir: &Path) -> ServerConfig {
-    let engine =
-        crate::EngineConfig { snapshot_on_shutdown: false, ..crate::EngineConfig::default() };
+    let engine = allot_engine::EngineConfig {
+        snapshot_on_shutdown: false,
+        ..allot_engine::EngineConfig::default()
+    };
     ServerConfig::new(dir).with_listen("127.0.0.1:0".parse().expect("address")).with_engine(engine)
 }
 
@@ -132,7 +134,7 @@ async fn an_in_process_server_serves_then_shuts_down_and_releases_its_data_dir()
 
     server.shutdown().await;
     assert_eq!(stream.next().await, None, "the open stream is finished");
-    let engine = crate::Engine::open(dir.path(), crate::EngineConfig::default())
+    let engine = allot_engine::Engine::open(dir.path(), allot_engine::EngineConfig::default())
         .expect("the data directory is free again");
     engine.shutdown();
 }
