@@ -254,8 +254,8 @@ impl DataDir {
         let following = find_batches_after(&bytes, bad.offset, cursor.expected);
         if 1 + following.len() > BATCHES_UNSYNCED_MAX {
             let context = format!(
-                "a valid batch follows at byte {}, so this one was synced: at most \
-                 {BATCHES_UNSYNCED_MAX} final batches can be unsynced",
+                "a valid batch follows at byte {}, so this one was synced \
+                 (BATCHES_UNSYNCED_MAX = {BATCHES_UNSYNCED_MAX})",
                 following[0]
             );
             return Err(bad.corrupt(path, &context));
