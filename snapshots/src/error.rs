@@ -7,7 +7,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::snapshot::{SNAPSHOT_BODY_BYTES_MAX, SNAPSHOT_HEADER_BYTES};
-use crate::wal::{RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX};
+use crate::wal::{
+    BATCH_BODY_BYTES_MAX, BATCH_HEADER_BYTES, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+    SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES,
+};
 
 /// A failure while writing the log or a snapshot.
 #[derive(Debug)]
@@ -76,6 +79,8 @@ pub enum RecoveryError {
     Gap { path: PathBuf, expected: u64, found: u64 },
     /// The caller's `apply` rejected the record at `position`.
     Apply { path: PathBuf, offset: u64, position: u64, message: String },
+    /// A log segment written in a format version this build cannot read.
+    UnsupportedVersion { path: PathBuf, version: u32 },
 }
 
 impl RecoveryError {
@@ -107,6 +112,12 @@ impl fmt::Display for RecoveryError {
             RecoveryError::Apply { path, offset, position, message } => write!(
                 f,
                 "could not apply record {position} from {} at byte {offset}: {message}",
+                path.display()
+            ),
+            RecoveryError::UnsupportedVersion { path, version } => write!(
+                f,
+                "{} is in log format version {version}; this build reads version \
+                 {SEGMENT_FORMAT_VERSION} only",
                 path.display()
             ),
         }
@@ -156,6 +167,113 @@ impl fmt::Display for RecordError {
 }
 
 impl Error for RecordError {}
+
+/// Why a segment file does not start with a valid header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentHeaderError {
+    /// Fewer bytes than a segment header.
+    Short { available: usize },
+    /// The first eight bytes are not `ALLOTWAL`.
+    BadMagic,
+    /// A format version this build cannot read.
+    UnsupportedVersion { version: u32 },
+    /// The stored crc32c does not match the header.
+    CrcMismatch { stored: u32, computed: u32 },
+}
+
+impl fmt::Display for SegmentHeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SegmentHeaderError::Short { available } => {
+                write!(f, "segment header cut short: {available} of {SEGMENT_HEADER_BYTES} bytes")
+            }
+            SegmentHeaderError::BadMagic => f.write_str("not a log segment: bad magic"),
+            SegmentHeaderError::UnsupportedVersion { version } => {
+                write!(f, "unsupported log format version {version}")
+            }
+            SegmentHeaderError::CrcMismatch { stored, computed } => write!(
+                f,
+                "segment header crc mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ),
+        }
+    }
+}
+
+impl Error for SegmentHeaderError {}
+
+/// Why bytes do not hold a valid batch of log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchError {
+    /// Fewer bytes than a batch header.
+    ShortHeader { available: usize },
+    /// The first four bytes are not `BTCH`.
+    BadMagic,
+    /// The stored header crc32c does not match the header.
+    HeaderCrcMismatch { stored: u32, computed: u32 },
+    /// The header claims no records; the writer never writes an empty batch.
+    NoRecords,
+    /// The header claims a body over `BATCH_BODY_BYTES_MAX`.
+    BodyTooLarge { len: u64 },
+    /// Fewer body bytes than the header claims.
+    ShortBody { len: u64, available: u64 },
+    /// The body's crc32c does not match, yet every record verifies on its own.
+    BodyCrcMismatch { stored: u32, computed: u32 },
+    /// The record at `offset` in the body does not verify.
+    Record { offset: usize, error: RecordError },
+    /// The record at `offset` in the body does not have the next position.
+    RecordPosition { offset: usize, position: u64, expected: u64 },
+    /// The body holds a different number of records than the header says.
+    RecordCount { header: u32, found: u64 },
+}
+
+impl BatchError {
+    /// Offset, from the start of the batch, of the bytes that failed: the record's for a
+    /// record that failed, else the batch header's (0).
+    pub fn offset_in_batch(&self) -> usize {
+        match self {
+            BatchError::Record { offset, .. } | BatchError::RecordPosition { offset, .. } => {
+                BATCH_HEADER_BYTES + offset
+            }
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchError::ShortHeader { available } => {
+                write!(f, "batch header cut short: {available} of {BATCH_HEADER_BYTES} bytes")
+            }
+            BatchError::BadMagic => f.write_str("no batch header: bad magic"),
+            BatchError::HeaderCrcMismatch { stored, computed } => write!(
+                f,
+                "batch header crc mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            BatchError::NoRecords => f.write_str("batch header claims no records"),
+            BatchError::BodyTooLarge { len } => write!(
+                f,
+                "batch claims {len} body bytes, more than the {BATCH_BODY_BYTES_MAX} allowed"
+            ),
+            BatchError::ShortBody { len, available } => {
+                write!(f, "batch body cut short: {available} of {len} bytes")
+            }
+            BatchError::BodyCrcMismatch { stored, computed } => write!(
+                f,
+                "batch body crc mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            BatchError::Record { error, .. } => error.fmt(f),
+            BatchError::RecordPosition { position, expected, .. } => {
+                write!(f, "record in a batch has position {position}, expected {expected}")
+            }
+            BatchError::RecordCount { header, found } => {
+                write!(f, "batch header claims {header} records but its body holds {found}")
+            }
+        }
+    }
+}
+
+impl Error for BatchError {}
 
 /// Why bytes do not hold a valid snapshot file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,12 +1,13 @@
 //! Opening a data directory: the lock that keeps one engine per directory, choosing the
-//! newest snapshot that verifies, and replaying the log with torn-tail repair and
-//! corruption and gap detection.
+//! newest snapshot that verifies, and replaying the log with torn-tail repair, corruption
+//! and gap detection, then making what was replayed durable.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::error::SegmentHeaderError;
 use crate::error::{RecoveryError, StorageError};
 use crate::snapshot::{
     SNAPSHOT_HEADER_BYTES, SnapshotStore, check_file_size, list_snapshots,
@@ -14,7 +15,9 @@ use crate::snapshot::{
 };
 use crate::storage::Storage;
 use crate::wal::{
-    Record, WalWriter, decode_record, find_record_after, list_segments, segment_file_name,
+    BATCH_HEADER_BYTES, BATCHES_UNSYNCED_MAX, Batch, Record, SEGMENT_FIRST_POSITION_OFFSET,
+    SEGMENT_HEADER_BYTES, WalWriter, decode_batch, decode_segment_header, find_batches_after,
+    list_segments, segment_file_name,
 };
 
 /// Appended to the name of a snapshot that failed to verify and was set aside.
@@ -42,11 +45,13 @@ pub struct LoadedSnapshot {
     pub path: PathBuf,
 }
 
-/// Bytes cut from the end of the last segment because they did not hold whole records.
+/// Bytes cut from the end of the last segment because they did not hold whole batches
+/// (or, at offset 0, a whole segment header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
     pub path: PathBuf,
-    /// The segment's new length: where the first bad record started.
+    /// The segment's new length: where the first bad batch started, or 0 for a torn
+    /// segment header.
     pub offset: u64,
     pub bytes_dropped: u64,
 }
@@ -156,13 +161,19 @@ impl DataDir {
         Ok(LoadedSnapshot { position, body, path })
     }
 
-    /// Verifies every record of every segment in order and calls `apply` for each one
-    /// with position above `after_position`, in order.
+    /// Verifies every batch of every segment in order and calls `apply` for each record
+    /// with position above `after_position`, in order. A batch is applied only once all
+    /// of it has verified.
     ///
-    /// A bad record at the end of the last segment, with no valid record after it, is a
-    /// torn write: the segment is truncated there and the cut reported. Any other bad
-    /// record is [`RecoveryError::Corrupt`] and nothing is changed. Missing positions are
-    /// [`RecoveryError::Gap`]. Segments are read one at a time.
+    /// Damage within the final [`BATCHES_UNSYNCED_MAX`] batches of the last segment is a
+    /// torn write: the segment is truncated where the first bad batch starts and the cut
+    /// reported; so is a torn header of the last segment when no batch follows it. Any
+    /// other damage is [`RecoveryError::Corrupt`] and nothing is changed. Missing
+    /// positions are [`RecoveryError::Gap`]. Segments are read one at a time.
+    ///
+    /// Before returning `Ok`, every segment read is fsynced, then the directory: what was
+    /// replayed may have come from the page cache after a process crash, and must be on
+    /// disk before the engine answers anything that depends on it.
     pub fn replay(
         &self,
         after_position: u64,
@@ -171,6 +182,7 @@ impl DataDir {
         let segments = list_segments(self.storage.as_ref(), &self.dir)
             .map_err(RecoveryError::io("list", &self.dir))?;
         let (Some(&first), Some(&newest)) = (segments.first(), segments.last()) else {
+            self.sync_dir()?;
             return Ok(ReplayReport { records: 0, last_position: after_position, torn_tail: None });
         };
         if first == 0 {
@@ -192,14 +204,32 @@ impl DataDir {
             // The log stops short of the snapshot: the writer would leave a hole.
             return Err(self.gap(newest, cursor.expected, needed));
         }
+        self.make_durable(&segments)?;
         Ok(ReplayReport { records: cursor.records, last_position, torn_tail })
+    }
+
+    /// Fsyncs every segment, then the directory. A process crash keeps the page cache, so
+    /// replay can read records that never reached the disk; if the engine answered from
+    /// them (a retry found in the idempotency table, a new segment after a full one) and
+    /// power were then lost, acknowledged work would vanish or leave a gap.
+    fn make_durable(&self, segments: &[u64]) -> Result<(), RecoveryError> {
+        for &segment in segments {
+            let path = self.dir.join(segment_file_name(segment));
+            self.storage.sync_file(&path).map_err(RecoveryError::io("fsync", &path))?;
+        }
+        self.sync_dir()
+    }
+
+    fn sync_dir(&self) -> Result<(), RecoveryError> {
+        self.storage.sync_dir(&self.dir).map_err(RecoveryError::io("fsync directory", &self.dir))
     }
 
     fn gap(&self, segment: u64, expected: u64, found: u64) -> RecoveryError {
         RecoveryError::Gap { path: self.dir.join(segment_file_name(segment)), expected, found }
     }
 
-    /// Replays one segment; a bad record ends it, as a torn tail or as corruption.
+    /// Replays one segment; a bad header or batch ends it, as a torn tail or as
+    /// corruption.
     fn replay_segment(
         &self,
         segment: u64,
@@ -210,38 +240,98 @@ impl DataDir {
         let path = self.dir.join(segment_file_name(segment));
         cursor.check_segment_start(&path, segment)?;
         let bytes = self.storage.read(&path).map_err(RecoveryError::io("read", &path))?;
-        let Some(bad) = cursor.apply_records(&path, &bytes, apply)? else {
+        if let Some(torn) = self.check_segment_header(&path, &bytes, segment, is_last)? {
+            return Ok(torn);
+        }
+        let Some(bad) = cursor.apply_batches(&path, &bytes, apply)? else {
             return Ok(None);
         };
-        // Only the last segment can end in a torn write: a segment is complete and synced
-        // before the writer creates the next one.
+        // Only the last segment can end in a torn write: the writer syncs every batch of
+        // a segment before it creates the next one.
         if !is_last {
             return Err(bad.corrupt(path, "in a segment that is not the last"));
         }
-        if let Some(next) = find_record_after(&bytes, bad.offset, cursor.expected) {
-            let context = format!("a valid record follows at byte {next}");
+        let following = find_batches_after(&bytes, bad.offset, cursor.expected);
+        if 1 + following.len() > BATCHES_UNSYNCED_MAX {
+            let context = format!(
+                "a valid batch follows at byte {}, so this one was synced \
+                 (BATCHES_UNSYNCED_MAX = {BATCHES_UNSYNCED_MAX})",
+                following[0]
+            );
             return Err(bad.corrupt(path, &context));
         }
-        self.truncate_torn_tail(path, bytes.len(), bad)
+        self.truncate_torn_tail(path, bytes.len(), bad.offset, &bad.reason).map(Some)
+    }
+
+    /// Checks a segment's header. `Ok(Some(_))` ends the segment: it is the newest and
+    /// holds no batch (empty, or its torn header was cut off). `Ok(None)`: read on.
+    fn check_segment_header(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        segment: u64,
+        is_last: bool,
+    ) -> Result<Option<Option<TornTail>>, RecoveryError> {
+        let error = match decode_segment_header(bytes) {
+            Ok(header) if header.first_position == segment => return Ok(None),
+            Ok(header) => {
+                return Err(RecoveryError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: SEGMENT_FIRST_POSITION_OFFSET as u64,
+                    reason: format!(
+                        "segment header says first position {} but the file is named for {segment}",
+                        header.first_position
+                    ),
+                });
+            }
+            Err(SegmentHeaderError::UnsupportedVersion { version }) => {
+                return Err(RecoveryError::UnsupportedVersion {
+                    path: path.to_path_buf(),
+                    version,
+                });
+            }
+            Err(error) => error,
+        };
+        // The writer syncs a new segment's header before writing any batch to it, so a
+        // torn header can only be followed by nothing (or zeros the file system
+        // allocated), and only in the newest segment.
+        let nothing_follows = bytes.iter().skip(SEGMENT_HEADER_BYTES).all(|&byte| byte == 0);
+        if !is_last || !nothing_follows {
+            let context =
+                if is_last { "with data after it" } else { "in a segment that is not the last" };
+            return Err(RecoveryError::Corrupt {
+                path: path.to_path_buf(),
+                offset: 0,
+                reason: format!("{error} ({context})"),
+            });
+        }
+        if bytes.is_empty() {
+            // Created and named, header not yet written: an empty newest segment.
+            return Ok(Some(None));
+        }
+        let torn =
+            self.truncate_torn_tail(path.to_path_buf(), bytes.len(), 0, &error.to_string())?;
+        Ok(Some(Some(torn)))
     }
 
     fn truncate_torn_tail(
         &self,
         path: PathBuf,
         segment_bytes: usize,
-        bad: BadRecord,
-    ) -> Result<Option<TornTail>, RecoveryError> {
-        let offset = bad.offset as u64;
-        let bytes_dropped = (segment_bytes - bad.offset) as u64;
+        offset: usize,
+        reason: &str,
+    ) -> Result<TornTail, RecoveryError> {
+        let bytes_dropped = (segment_bytes - offset) as u64;
+        let offset = offset as u64;
         tracing::warn!(
             path = %path.display(),
             offset,
             bytes_dropped,
-            reason = %bad.reason,
+            reason,
             "truncating a torn write at the end of the log"
         );
         self.storage.truncate(&path, offset).map_err(RecoveryError::io("truncate", &path))?;
-        Ok(Some(TornTail { path, offset, bytes_dropped }))
+        Ok(TornTail { path, offset, bytes_dropped })
     }
 
     /// A writer appending after `next_position - 1`; see [`WalWriter::open`].
@@ -310,17 +400,20 @@ struct Cursor {
     records: u64,
 }
 
-/// The first record of a segment that did not verify.
-struct BadRecord {
+/// The first batch of a segment that did not verify.
+struct BadBatch {
+    /// Where the batch starts: a torn tail is cut here.
     offset: usize,
+    /// Where the damage was found: the failing record, or the batch header.
+    damage_offset: usize,
     reason: String,
 }
 
-impl BadRecord {
+impl BadBatch {
     fn corrupt(self, path: PathBuf, context: &str) -> RecoveryError {
         RecoveryError::Corrupt {
             path,
-            offset: self.offset as u64,
+            offset: self.damage_offset as u64,
             reason: format!("{} ({context})", self.reason),
         }
     }
@@ -349,42 +442,57 @@ impl Cursor {
         Ok(())
     }
 
-    /// Applies the records of one segment until its end or its first bad record.
+    /// Applies the batches of one segment until its end or its first bad batch.
     ///
-    /// A record that verifies but repeats an earlier position is bad (stale bytes, e.g.
+    /// A batch that verifies but repeats an earlier position is bad (stale bytes, e.g.
     /// from a reused disk block); one that skips positions is a gap.
-    fn apply_records(
+    fn apply_batches(
         &mut self,
         path: &Path,
         bytes: &[u8],
         apply: &mut impl FnMut(Record<'_>) -> Result<(), String>,
-    ) -> Result<Option<BadRecord>, RecoveryError> {
-        let mut offset = 0;
+    ) -> Result<Option<BadBatch>, RecoveryError> {
+        let mut offset = SEGMENT_HEADER_BYTES;
         while offset < bytes.len() {
-            let (record, record_bytes) = match decode_record(&bytes[offset..]) {
+            let (batch, batch_bytes) = match decode_batch(&bytes[offset..]) {
                 Ok(Some(decoded)) => decoded,
                 Ok(None) => break,
                 Err(error) => {
-                    let reason = error.to_string();
-                    return Ok(Some(BadRecord { offset, reason }));
+                    let damage_offset = offset + error.offset_in_batch();
+                    return Ok(Some(BadBatch { offset, damage_offset, reason: error.to_string() }));
                 }
             };
-            if record.position < self.expected {
-                let reason =
-                    format!("record has position {}, expected {}", record.position, self.expected);
-                return Ok(Some(BadRecord { offset, reason }));
+            if batch.first_position < self.expected {
+                let reason = format!(
+                    "batch starts at position {}, expected {}",
+                    batch.first_position, self.expected
+                );
+                return Ok(Some(BadBatch { offset, damage_offset: offset, reason }));
             }
-            if record.position > self.expected {
+            if batch.first_position > self.expected {
                 return Err(RecoveryError::Gap {
                     path: path.to_path_buf(),
                     expected: self.expected,
-                    found: record.position,
+                    found: batch.first_position,
                 });
             }
-            self.apply(path, offset, record, apply)?;
-            offset += record_bytes;
+            self.apply_batch(path, offset, &batch, apply)?;
+            offset += batch_bytes;
         }
         Ok(None)
+    }
+
+    fn apply_batch(
+        &mut self,
+        path: &Path,
+        batch_offset: usize,
+        batch: &Batch<'_>,
+        apply: &mut impl FnMut(Record<'_>) -> Result<(), String>,
+    ) -> Result<(), RecoveryError> {
+        for (offset, record) in batch.records() {
+            self.apply(path, batch_offset + BATCH_HEADER_BYTES + offset, record, apply)?;
+        }
+        Ok(())
     }
 
     fn apply(

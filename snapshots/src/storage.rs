@@ -1,5 +1,6 @@
 //! The file-system seam: everything the log and snapshots do to disk goes through
-//! [`Storage`], so tests can swap in [`FaultyStorage`] and fail writes or syncs on cue.
+//! [`Storage`], so tests can swap in [`FaultyStorage`] and fail writes or syncs on cue, or
+//! [`PowerLossStorage`] and cut the power.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -7,6 +8,8 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub use crate::power_loss::{PowerLoss, PowerLossStorage};
 
 /// A file open for writing.
 pub trait StorageFile: Send {
@@ -31,6 +34,9 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// Cuts the file to `len` bytes and fsyncs it.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Fsyncs an existing file: whatever reads of it return (perhaps from the page cache,
+    /// written by a process that died before syncing) is durable afterwards.
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Opens the directory and fsyncs it, making creations, renames and removals in it durable.
@@ -95,6 +101,11 @@ impl Storage for FsStorage {
         let file = OpenOptions::new().write(true).open(path)?;
         file.set_len(len)?;
         file.sync_all()
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        // fsync works on a descriptor opened for reading; the file's mode may forbid writing.
+        File::open(path)?.sync_all()
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -179,8 +190,8 @@ impl FaultPlan {
     }
 }
 
-/// [`FsStorage`] whose files fail writes and syncs as a [`FaultPlan`] says. Directory
-/// operations, reads and truncation are never faulted.
+/// [`FsStorage`] whose files fail writes and syncs as a [`FaultPlan`] says; `sync_file`
+/// counts as a sync. Directory operations, reads and truncation are never faulted.
 #[derive(Debug, Clone)]
 pub struct FaultyStorage {
     inner: FsStorage,
@@ -265,6 +276,13 @@ impl Storage for FaultyStorage {
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         self.inner.truncate(path, len)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        if !FaultPlan::admit(&self.plan.syncs, &self.plan.syncs_allowed) {
+            return Err(io::Error::other("injected sync fault"));
+        }
+        self.inner.sync_file(path)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

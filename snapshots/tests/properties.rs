@@ -1,31 +1,44 @@
 //! Property tests: whatever a crash or a flipped byte does to a valid log, replay returns
-//! a prefix of what was written or a typed error, and never panics.
+//! whole batches of what was written or a typed error naming the damage, and never panics.
 
 mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use allot_snapshots::{DataDir, RecoveryError};
+use allot_snapshots::wal::SEGMENT_HEADER_BYTES;
+use allot_snapshots::{DataDir, RecoveryError, scan_segment};
 use common::*;
 use proptest::prelude::*;
 
-/// A record's place in the written log.
+/// A batch's place in the written log.
 #[derive(Debug, Clone)]
-struct Placed {
-    record: Owned,
-    segment: PathBuf,
+struct PlacedBatch {
+    /// Offset in its segment file.
     offset: u64,
     len: u64,
+    /// Offsets of its records in the segment file.
+    record_offsets: Vec<u64>,
+    records: Vec<Owned>,
 }
 
-/// Writes `payloads` as records 1.. through the writer and returns where each landed.
+/// A segment's place in the log seen as one byte stream, segment after segment.
+#[derive(Debug, Clone)]
+struct PlacedSegment {
+    path: PathBuf,
+    start: u64,
+    len: u64,
+    batches: Vec<PlacedBatch>,
+}
+
+/// Writes `payloads` as records 1.. through the writer, `batch` per commit, and returns
+/// where each segment and batch landed.
 fn write_log_of(
     data_dir: &DataDir,
     payloads: &[Vec<u8>],
     batch: usize,
     target: u64,
-) -> Vec<Placed> {
+) -> Vec<PlacedSegment> {
     let mut writer = data_dir.wal_writer(1, target).expect("writer");
     for chunk in payloads.chunks(batch) {
         for payload in chunk {
@@ -34,27 +47,48 @@ fn write_log_of(
         }
         writer.commit().expect("commit");
     }
-    let records = payloads
-        .iter()
-        .enumerate()
-        .map(|(i, payload)| (i as u64 + 1, time_of(i as u64 + 1), payload.clone()));
-    let places = segments(data_dir.path()).into_iter().flat_map(|segment| {
-        let len = file_len(&segment);
-        let offsets = record_offsets(&segment);
-        let ends: Vec<u64> = offsets.iter().skip(1).copied().chain([len]).collect();
-        offsets
-            .into_iter()
-            .zip(ends)
-            .map(move |(offset, end)| (segment.clone(), offset, end - offset))
-    });
-    records
-        .zip(places)
-        .map(|(record, (segment, offset, len))| Placed { record, segment, offset, len })
-        .collect()
+    let mut start = 0;
+    let mut placed = Vec::new();
+    for path in segments(data_dir.path()) {
+        let bytes = fs::read(&path).expect("read");
+        let scan = scan_segment(&bytes);
+        assert_eq!(scan.stopped, None, "the writer's segments verify");
+        let batches = scan
+            .batches
+            .iter()
+            .map(|batch| {
+                let inside =
+                    |offset: usize| (batch.offset..batch.offset + batch.bytes).contains(&offset);
+                let records: Vec<_> = scan.records.iter().filter(|r| inside(r.offset)).collect();
+                PlacedBatch {
+                    offset: batch.offset as u64,
+                    len: batch.bytes as u64,
+                    record_offsets: records.iter().map(|r| r.offset as u64).collect(),
+                    records: records
+                        .iter()
+                        .map(|r| (r.record.position, r.record.time_ms, r.record.payload.to_vec()))
+                        .collect(),
+                }
+            })
+            .collect();
+        let len = bytes.len() as u64;
+        placed.push(PlacedSegment { path, start, len, batches });
+        start += len;
+    }
+    let written: Vec<Owned> =
+        placed.iter().flat_map(|s| s.batches.iter().flat_map(|b| b.records.clone())).collect();
+    assert_eq!(written.len(), payloads.len());
+    placed
 }
 
-fn owned(placed: &[Placed]) -> Vec<Owned> {
-    placed.iter().map(|p| p.record.clone()).collect()
+/// Every record of the batches that end at or before `end` in the stream.
+fn records_before(placed: &[PlacedSegment], end: u64) -> Vec<Owned> {
+    placed
+        .iter()
+        .flat_map(|s| s.batches.iter().map(move |b| (s.start + b.offset + b.len, b)))
+        .filter(|(batch_end, _)| *batch_end <= end)
+        .flat_map(|(_, b)| b.records.clone())
+        .collect()
 }
 
 /// Replays, collecting every record handed to `apply` even when replay then fails.
@@ -93,22 +127,31 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
-    fn truncated_log_replays_to_a_prefix((payloads, batch, target) in log_strategy(), cut_fraction in 0.0f64..=1.0) {
+    fn truncated_log_replays_to_whole_batches((payloads, batch, target) in log_strategy(), cut_fraction in 0.0f64..=1.0) {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = DataDir::open(fs_storage(), dir.path()).expect("open");
         let placed = write_log_of(&data_dir, &payloads, batch, target);
-        let total: u64 = placed.iter().map(|p| p.len).sum();
+        let total: u64 = placed.iter().map(|s| s.len).sum();
         let cut = (total as f64 * cut_fraction) as u64;
         cut_log(dir.path(), cut);
 
         let (records, result) = replay_collecting(&data_dir);
         let report = result.expect("a cut log always replays");
-        let mut end = 0;
-        let whole = placed.iter().take_while(|p| { end += p.len; end <= cut }).count();
-        prop_assert_eq!(&records, &owned(&placed[..whole]));
-        prop_assert_eq!(report.last_position, whole as u64);
-        let boundary: u64 = placed[..whole].iter().map(|p| p.len).sum();
-        prop_assert_eq!(report.torn_tail.map(|t| t.bytes_dropped), (cut != boundary).then_some(cut - boundary));
+        let whole = records_before(&placed, cut);
+        prop_assert_eq!(&records, &whole);
+        prop_assert_eq!(report.last_position, whole.len() as u64);
+
+        // Where the cut fell inside the last segment left: nothing is torn on a boundary.
+        let segment = placed.iter().rev().find(|s| s.start < cut || s.start == 0).expect("a segment");
+        let local = cut - segment.start;
+        let boundary = if local < SEGMENT_HEADER_BYTES as u64 {
+            0
+        } else {
+            segment.batches.iter().map(|b| b.offset + b.len).filter(|&end| end <= local)
+                .max().unwrap_or(SEGMENT_HEADER_BYTES as u64)
+        };
+        let expected_torn = (local != boundary).then(|| (segment.path.clone(), boundary, local - boundary));
+        prop_assert_eq!(report.torn_tail.map(|t| (t.path, t.offset, t.bytes_dropped)), expected_torn);
 
         let (again, second) = replay_collecting(&data_dir);
         prop_assert_eq!(second.expect("second replay").torn_tail, None);
@@ -116,33 +159,52 @@ proptest! {
     }
 
     #[test]
-    fn flipped_byte_is_corrupt_or_a_torn_last_record((payloads, batch, target) in log_strategy(), at_fraction in 0.0f64..1.0, mask in 1u8..=255) {
+    fn flipped_byte_is_corrupt_or_a_torn_final_batch((payloads, batch, target) in log_strategy(), at_fraction in 0.0f64..1.0, mask in 1u8..=255) {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = DataDir::open(fs_storage(), dir.path()).expect("open");
         let placed = write_log_of(&data_dir, &payloads, batch, target);
-        let total: u64 = placed.iter().map(|p| p.len).sum();
+        let total: u64 = placed.iter().map(|s| s.len).sum();
         let at = ((total as f64 * at_fraction) as u64).min(total - 1);
-        let mut start = 0;
-        let hit = placed.iter().position(|p| { start += p.len; at < start }).expect("byte inside the log");
-        let victim = &placed[hit];
-        let mut bytes = fs::read(&victim.segment).expect("read");
-        let before = start - victim.len;
-        bytes[(victim.offset + at - before) as usize] ^= mask;
-        fs::write(&victim.segment, &bytes).expect("write");
+        let segment = placed.iter().rev().find(|s| s.start <= at).expect("byte inside the log");
+        let local = at - segment.start;
+        let is_last_segment = segment.path == placed.last().expect("segments").path;
+        let mut bytes = fs::read(&segment.path).expect("read");
+        bytes[local as usize] ^= mask;
+        fs::write(&segment.path, &bytes).expect("write");
 
         let (records, result) = replay_collecting(&data_dir);
-        prop_assert_eq!(&records, &owned(&placed[..hit]));
-        if hit + 1 == placed.len() {
-            let torn = result.expect("last record damaged: torn tail").torn_tail.expect("reported");
-            prop_assert_eq!((torn.path, torn.offset), (victim.segment.clone(), victim.offset));
-        } else {
+        if local < SEGMENT_HEADER_BYTES as u64 {
+            // Batches follow every header the writer wrote, so a damaged one was synced.
+            prop_assert_eq!(&records, &records_before(&placed, segment.start));
             match result {
                 Err(RecoveryError::Corrupt { path, offset, .. }) => {
-                    prop_assert_eq!((path, offset), (victim.segment.clone(), victim.offset));
+                    prop_assert_eq!((path, offset), (segment.path.clone(), 0));
+                }
+                Err(RecoveryError::UnsupportedVersion { path, .. }) => {
+                    prop_assert!((8..12).contains(&local), "version error for byte {}", local);
+                    prop_assert_eq!(path, segment.path.clone());
                 }
                 other => prop_assert!(false, "expected Corrupt, got {:?}", other),
             }
-            prop_assert_eq!(file_len(&victim.segment), bytes.len() as u64);
+            return Ok(());
+        }
+        let hit = segment.batches.iter().position(|b| local < b.offset + b.len).expect("in a batch");
+        let victim = &segment.batches[hit];
+        prop_assert_eq!(&records, &records_before(&placed, segment.start + victim.offset));
+        if is_last_segment && hit + 1 == segment.batches.len() {
+            let torn = result.expect("final batch damaged: torn tail").torn_tail.expect("reported");
+            prop_assert_eq!((torn.path, torn.offset), (segment.path.clone(), victim.offset));
+        } else {
+            // The damage is named at the record it hit, or at the batch for its header.
+            let damaged = victim.record_offsets.iter().copied().filter(|&o| o <= local).max()
+                .unwrap_or(victim.offset);
+            match result {
+                Err(RecoveryError::Corrupt { path, offset, .. }) => {
+                    prop_assert_eq!((path, offset), (segment.path.clone(), damaged));
+                }
+                other => prop_assert!(false, "expected Corrupt, got {:?}", other),
+            }
+            prop_assert_eq!(file_len(&segment.path), bytes.len() as u64);
         }
     }
 }

@@ -5,7 +5,7 @@ mod common;
 use std::fs;
 use std::sync::Arc;
 
-use allot_snapshots::wal::RECORD_HEADER_BYTES;
+use allot_snapshots::wal::{BATCH_HEADER_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use allot_snapshots::{
     DataDir, FaultPlan, FaultyStorage, SEGMENT_BYTES_TARGET_DEFAULT, StorageError,
 };
@@ -93,8 +93,11 @@ fn small_segment_target_rolls_over_into_segments_named_by_first_position() {
 
 fn replay_first_position(path: &std::path::Path) -> Option<u64> {
     let bytes = fs::read(path).expect("read");
-    let (record, _) = allot_snapshots::decode_record(&bytes).ok()??;
-    Some(record.position)
+    let scan = allot_snapshots::scan_segment(&bytes);
+    assert_eq!(scan.stopped, None, "{} verifies to its end", path.display());
+    let first = scan.records.first()?.record.position;
+    assert_eq!(scan.header.map(|h| h.first_position), Some(first), "header names the first record");
+    Some(first)
 }
 
 #[test]
@@ -129,9 +132,9 @@ fn reopening_starts_a_new_segment_when_the_newest_is_full() {
     let first_len = file_len(&segment_path(dir.path(), 1));
     assert!(first_len >= 64);
     let writer = data_dir.wal_writer(11, 64).expect("reopen");
-    // The new segment exists, empty, before anything is appended.
+    // The new segment exists, with only its header, before anything is appended.
     assert_eq!(writer.segment_path(), segment_path(dir.path(), 11));
-    assert_eq!(file_len(&segment_path(dir.path(), 11)), 0);
+    assert_eq!(file_len(&segment_path(dir.path(), 11)), SEGMENT_HEADER_BYTES as u64);
     assert_eq!(file_len(&segment_path(dir.path(), 1)), first_len);
 }
 
@@ -153,13 +156,16 @@ fn open_refuses_a_position_the_newest_segment_contradicts() {
 }
 
 #[test]
-fn segment_size_counts_headers_and_payloads() {
+fn segment_size_counts_the_segment_header_batch_headers_record_headers_and_payloads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = DataDir::open(fs_storage(), dir.path()).expect("open");
-    drop(write_log(&data_dir, 5, 5, SEGMENT_BYTES_TARGET_DEFAULT));
+    // Two batches: records 1..=3, then 4..=5.
+    drop(write_log(&data_dir, 5, 3, SEGMENT_BYTES_TARGET_DEFAULT));
     let payload_bytes: usize = (1..=5).map(|p| payload(p).len()).sum();
     assert_eq!(
         file_len(&segment_path(dir.path(), 1)),
-        (5 * RECORD_HEADER_BYTES + payload_bytes) as u64
+        (SEGMENT_HEADER_BYTES + 2 * BATCH_HEADER_BYTES + 5 * RECORD_HEADER_BYTES + payload_bytes)
+            as u64
     );
+    assert_eq!(batch_offsets(&segment_path(dir.path(), 1)).len(), 2);
 }

@@ -9,7 +9,7 @@ use allot_engine::core::{HoldState, Request};
 use allot_engine::{Engine, EngineConfig, OpenError, ReplayFrom, codec};
 use allot_snapshots::RecoveryError;
 use allot_snapshots::storage::FsStorage;
-use allot_snapshots::wal::encode_record;
+use allot_snapshots::wal::encode_batch;
 
 use crate::support::*;
 
@@ -18,15 +18,15 @@ const SKU: &str = "MUG-BLUE";
 /// What a crash can leave after the last whole record.
 #[derive(Debug, Clone, Copy)]
 enum Tail {
-    /// The first half of the next record: a write cut off part way.
-    HalfRecord,
+    /// The first half of the next batch: a write cut off part way.
+    HalfBatch,
     /// Zeros: space the file system allocated but the data never reached.
     Zeros,
 }
 
 #[test]
 fn a_torn_tail_is_truncated_to_the_last_whole_record_and_reported() {
-    for tail in [Tail::HalfRecord, Tail::Zeros] {
+    for tail in [Tail::HalfBatch, Tail::Zeros] {
         torn_tail_case(tail);
     }
 }
@@ -41,13 +41,17 @@ fn torn_tail_case(tail: Tail) {
     let whole = fs::read(&segment).expect("read the segment");
     let last = *records_in(&segment).last().expect("records");
     let appended = match tail {
-        Tail::HalfRecord => {
+        Tail::HalfBatch => {
             let mut payload = Vec::new();
             codec::encode_request(&Request::new(reserve_command(SKU, 1, None)), &mut payload);
-            let mut record = Vec::new();
-            encode_record(&mut record, last.position + 1, START_MS, &payload);
-            record.truncate(record.len() / 2);
-            record
+            let mut batch = Vec::new();
+            encode_batch(
+                &mut batch,
+                last.position + 1,
+                &[(START_MS, &payload), (START_MS, &payload)],
+            );
+            batch.truncate(batch.len() / 2);
+            batch
         }
         Tail::Zeros => vec![0; 40],
     };

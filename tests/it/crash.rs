@@ -4,6 +4,9 @@
 //!
 //! "Acknowledged" is what the child printed; "durable" is what recovery finds. The test
 //! only ever asserts acknowledged ⊆ durable: work in flight at the kill may land or not.
+//!
+//! `kill -9` keeps the page cache; a power loss does not. The last test drives an engine
+//! through a modelled power loss after a process crash.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -13,10 +16,12 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use allot_engine::core::{HoldState, Query, Reply, Resolution, State};
-use allot_engine::{ReplayFrom, rebuild_state};
-use allot_snapshots::FsStorage;
+use allot_engine::core::{HoldState, Query, Reply, Request, Resolution, State};
+use allot_engine::{EngineConfig, ReplayFrom, rebuild_state};
+use allot_snapshots::{FsStorage, PowerLoss, PowerLossStorage};
 use allot_tests::{Ack, Rng};
+
+use crate::support::*;
 
 /// How long the child may take to open its directory and say it is ready.
 const CHILD_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -163,4 +168,39 @@ fn merged(lines: &[(String, String, u32)]) -> Vec<(String, String, u32)> {
         *cells.entry((sku.clone(), location.clone())).or_default() += quantity;
     }
     cells.into_iter().map(|((sku, location), quantity)| (sku, location, quantity)).collect()
+}
+
+#[test]
+fn a_hold_answered_from_replay_after_kill_9_survives_a_later_power_loss() {
+    // The hold's batch reaches the page cache, the engine dies before its fsync, the
+    // restarted engine replays it and answers the client's retry from the idempotency
+    // table (logging nothing), then the power fails: the answered hold must be there.
+    const SKU: &str = "LAMP-OAK";
+    let dir = data_dir();
+    let storage = PowerLossStorage::new();
+    // A manual clock: no expiry ticks are logged, so nothing else syncs the segment.
+    let config =
+        EngineConfig { storage: Arc::new(storage.clone()), ..config_with_clock(&manual_clock()) };
+    let engine = stocked_engine(dir.path(), config.clone(), &[SKU], 10);
+    let keyed = || Request::with_key("checkout-7", reserve_command(SKU, 3, None));
+
+    storage.crash_after_ops(1);
+    let lost = engine.submit(keyed()).wait();
+    assert!(lost.is_err(), "the batch was written but its fsync failed: {lost:?}");
+    engine.shutdown();
+
+    storage.restart_process();
+    let engine = open(dir.path(), config);
+    let retried = engine.submit(keyed()).wait().expect("the retry is answered");
+    let Reply::HoldPlaced { hold: id, .. } = retried else { panic!("{retried:?}") };
+    assert_eq!(hold(&engine, id).state, HoldState::Held);
+    let after_power_loss = storage.power_loss(PowerLoss::DropUnsynced);
+    engine.shutdown();
+
+    let config =
+        EngineConfig { storage: Arc::new(after_power_loss), ..config_with_clock(&manual_clock()) };
+    let engine = open(dir.path(), config);
+    assert_eq!(hold(&engine, id).state, HoldState::Held, "the acknowledged hold was lost");
+    assert_eq!(cell(&engine, SKU, LOCATION).held, 3);
+    engine.shutdown();
 }

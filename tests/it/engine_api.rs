@@ -10,22 +10,17 @@ use allot_engine::core::{Command, EngineError, HoldState, Reply, Request, Resolu
 use allot_engine::{
     Engine, EngineConfig, OpenError, Pending, ReplayFrom, SUBMIT_BATCH_REQUESTS_MAX,
 };
-use allot_snapshots::wal::decode_record;
+use allot_snapshots::scan_segment;
 
 use crate::support::*;
 
 const SKU: &str = "BOOT-BLK-42";
 
-/// Whole records at the start of a segment that may be being appended to right now.
+/// Records in whole batches at the start of a segment that may be being appended to
+/// right now.
 fn whole_records(path: &Path) -> usize {
     let bytes = fs::read(path).expect("read the segment");
-    let mut offset = 0;
-    let mut count = 0;
-    while let Ok(Some((_, used))) = decode_record(&bytes[offset..]) {
-        offset += used;
-        count += 1;
-    }
-    count
+    scan_segment(&bytes).records.len()
 }
 
 #[test]

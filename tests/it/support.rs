@@ -13,9 +13,10 @@ use allot_engine::core::{
 };
 use allot_engine::{Engine, EngineConfig, ManualClock, OpenError, RecoveryReport, ReplayFrom};
 use allot_snapshots::RecoveryError;
+use allot_snapshots::scan_segment;
 use allot_snapshots::snapshot::parse_snapshot_file_name;
 use allot_snapshots::storage::FsStorage;
-use allot_snapshots::wal::{decode_record, parse_segment_file_name};
+use allot_snapshots::wal::parse_segment_file_name;
 
 /// The location every module stocks unless it needs more than one.
 pub const LOCATION: &str = "DC-NORTH";
@@ -229,15 +230,14 @@ pub struct RecordAt {
 /// Every record in a segment file, which must verify to its end.
 pub fn records_in(path: &Path) -> Vec<RecordAt> {
     let bytes = fs::read(path).expect("read a segment");
-    let mut records = Vec::new();
-    let mut offset = 0;
-    while let Some((record, used)) = decode_record(&bytes[offset..])
-        .unwrap_or_else(|error| panic!("{} at byte {offset}: {error}", path.display()))
-    {
-        records.push(RecordAt { offset, position: record.position, bytes: used });
-        offset += used;
+    let scan = scan_segment(&bytes);
+    if let Some((offset, reason)) = scan.stopped {
+        panic!("{} at byte {offset}: {reason}", path.display());
     }
-    records
+    scan.records
+        .iter()
+        .map(|r| RecordAt { offset: r.offset, position: r.record.position, bytes: r.bytes })
+        .collect()
 }
 
 /// Retries `done` a bounded number of times, sleeping a little between tries.

@@ -86,16 +86,18 @@ pub fn file_len(path: &Path) -> u64 {
     fs::metadata(path).expect("metadata").len()
 }
 
-/// Offsets at which each record of a segment file starts.
+/// Offsets at which each record of a segment file starts, up to the first bytes that do
+/// not verify.
 pub fn record_offsets(path: &Path) -> Vec<u64> {
     let bytes = fs::read(path).expect("read segment");
-    let mut offsets = Vec::new();
-    let mut offset = 0;
-    while let Ok(Some((_, used))) = allot_snapshots::decode_record(&bytes[offset..]) {
-        offsets.push(offset as u64);
-        offset += used;
-    }
-    offsets
+    allot_snapshots::scan_segment(&bytes).records.iter().map(|r| r.offset as u64).collect()
+}
+
+/// Offsets at which each batch of a segment file starts, up to the first bytes that do not
+/// verify.
+pub fn batch_offsets(path: &Path) -> Vec<u64> {
+    let bytes = fs::read(path).expect("read segment");
+    allot_snapshots::scan_segment(&bytes).batches.iter().map(|b| b.offset as u64).collect()
 }
 
 pub fn append_bytes(path: &Path, bytes: &[u8]) {
