@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod codec;
 mod engine;
+mod open_report;
 mod pending;
 mod recover;
 mod sequencer;
@@ -17,9 +18,10 @@ pub use allot_core as core;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    BATCH_REQUESTS_MAX_DEFAULT, Engine, EngineConfig, INGRESS_QUEUE_LEN_DEFAULT, OpenError,
-    RecoveryReport, SNAPSHOT_EVERY_RECORDS_DEFAULT, SUBMIT_BATCH_REQUESTS_MAX,
+    BATCH_REQUESTS_MAX_DEFAULT, Engine, EngineConfig, INGRESS_QUEUE_LEN_DEFAULT,
+    SNAPSHOT_EVERY_RECORDS_DEFAULT, SUBMIT_BATCH_REQUESTS_MAX,
 };
+pub use open_report::{OpenError, RecoveryReport};
 pub use pending::Pending;
 pub use recover::{ReplayFrom, rebuild_state, replay_record};
 pub use sequencer::IDLE_WAKE_MS_MAX;

@@ -9,7 +9,7 @@ use allot_snapshots::recovery::DataDir;
 use allot_snapshots::storage::Storage;
 
 use crate::codec;
-use crate::engine::{OpenError, RecoveryReport};
+use crate::open_report::{OpenError, RecoveryReport};
 use allot_core::State;
 
 pub(crate) struct Recovered {
