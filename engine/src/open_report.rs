@@ -14,6 +14,8 @@ pub struct RecoveryReport {
     pub snapshots_set_aside: Vec<PathBuf>,
     /// Log records replayed after the snapshot.
     pub records_replayed: u64,
+    /// Bytes those records took in the log, headers included.
+    pub log_bytes_replayed: u64,
     /// Position of the last durable record.
     pub last_position: u64,
     /// A torn write cut off the log's tail: where, and how many bytes were dropped.
