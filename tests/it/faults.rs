@@ -353,3 +353,83 @@ fn a_failing_snapshot_disk_is_retried_after_a_growing_delay_not_after_every_batc
     poll_until("a snapshot is written after the delay", || !snapshots(dir.path()).is_empty());
     engine.shutdown();
 }
+
+/// How long each write of a slowed snapshot file sleeps: a snapshot is two writes.
+const SLOW_SNAPSHOT_WRITE_MS: u64 = 1_500;
+/// A shutdown deadline far shorter than a slowed snapshot.
+const SHORT_SHUTDOWN_DEADLINE_MS: u64 = 300;
+/// Generous bound on how long a shutdown that skips or abandons its snapshot may take.
+const SHUTDOWN_RETURNS_WITHIN_MS: u64 = 2 * SLOW_SNAPSHOT_WRITE_MS;
+
+fn slow_snapshots(gate: &Arc<SnapshotGate>) -> EngineConfig {
+    gate.write_delay_ms.store(SLOW_SNAPSHOT_WRITE_MS, Ordering::SeqCst);
+    EngineConfig {
+        storage: gate.storage(),
+        snapshot_on_shutdown: true,
+        shutdown_deadline_ms: SHORT_SHUTDOWN_DEADLINE_MS,
+        ..config()
+    }
+}
+
+/// Times a shutdown, in milliseconds.
+fn timed_shutdown(engine: &Engine) -> u64 {
+    let started = std::time::Instant::now();
+    engine.shutdown();
+    started.elapsed().as_millis() as u64
+}
+
+/// Opens `dir` once the lock a background snapshot holds is released.
+fn open_when_unlocked(dir: &Path) -> Engine {
+    for _ in 0..1_000 {
+        match Engine::open(dir, config()) {
+            Err(allot_engine::OpenError::Recovery(allot_snapshots::RecoveryError::Locked {
+                ..
+            })) => std::thread::sleep(Duration::from_millis(20)),
+            opened => return opened.expect("open after the background snapshot"),
+        }
+    }
+    panic!("the directory stayed locked");
+}
+
+#[test]
+fn a_final_snapshot_that_would_not_fit_the_shutdown_deadline_is_skipped() {
+    let dir = data_dir();
+    let gate = Arc::new(SnapshotGate::default());
+    let engine = stocked_engine(dir.path(), slow_snapshots(&gate), &[SKU], 1_000);
+    let first = engine.snapshot().wait().expect("a slow snapshot, to measure");
+    let after: Vec<HoldId> = (0..5).map(|_| reserve(&engine, SKU, 1)).collect();
+    let started = gate.started();
+
+    let took_ms = timed_shutdown(&engine);
+    eprintln!("shutdown with a skipped final snapshot took {took_ms} ms");
+    assert!(took_ms < SHUTDOWN_RETURNS_WITHIN_MS, "shutdown took {took_ms} ms");
+    assert_eq!(gate.started(), started, "no final snapshot was started");
+
+    // Nothing is left running: the directory opens at once and the log has the rest.
+    let engine = open(dir.path(), config());
+    assert_eq!(engine.recovery_report().snapshot_position, Some(first));
+    assert_eq!(engine.recovery_report().records_replayed, after.len() as u64);
+    for &id in &after {
+        assert_eq!(hold(&engine, id).state, HoldState::Held);
+    }
+    engine.shutdown();
+}
+
+#[test]
+fn a_final_snapshot_still_running_at_the_shutdown_deadline_ends_in_the_background() {
+    let dir = data_dir();
+    let gate = Arc::new(SnapshotGate::default());
+    // No snapshot yet, so nothing says the final one will not fit: it is started.
+    let engine = stocked_engine(dir.path(), slow_snapshots(&gate), &[SKU], 1_000);
+    let held = reserve(&engine, SKU, 1);
+
+    let took_ms = timed_shutdown(&engine);
+    eprintln!("shutdown past its deadline took {took_ms} ms");
+    assert!(took_ms < SHUTDOWN_RETURNS_WITHIN_MS, "shutdown took {took_ms} ms");
+    assert_eq!(gate.started(), 1, "the final snapshot was started");
+
+    let engine = open_when_unlocked(dir.path());
+    assert!(engine.recovery_report().snapshot_position.is_some(), "it was finished");
+    assert_eq!(hold(&engine, held).state, HoldState::Held);
+    engine.shutdown();
+}
