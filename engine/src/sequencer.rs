@@ -139,14 +139,34 @@ impl Sequencer {
 
     fn process(&mut self, batch: &mut Vec<Work>) {
         self.check_shadow();
-        if let Some(failure) = &self.failure {
-            let failure = failure.clone();
+        if let Some(failure) = self.failure.clone() {
             batch.drain(..).for_each(|work| refuse(work, &failure));
             return;
         }
+        let first_position = self.wal.next_position();
+        let (now_ms, logged, completions) = self.apply_batch(batch);
+        // Commit writes nothing when the batch logged nothing (queries only).
+        if let Err(error) = self.wal.commit() {
+            self.fail(format!("write-ahead log commit failed: {error}"), completions);
+            return;
+        }
+        self.hand_to_shadow(first_position, now_ms, logged);
+        // A shadow that is gone or disagrees cannot vouch for this batch either.
+        self.check_shadow();
+        if let Some(failure) = self.failure.clone() {
+            completions.into_iter().for_each(|completion| refuse_completion(completion, &failure));
+            return;
+        }
+        for completion in completions {
+            self.complete(completion);
+        }
+    }
+
+    /// Stamps the batch's time, logs a due tick and changed routing weights first, then
+    /// applies the batch; returns the time, what it logged and the answers to release.
+    fn apply_batch(&mut self, batch: &mut Vec<Work>) -> (u64, Logged, Vec<Completion>) {
         let now_ms = self.clock.now_ms().max(self.last_now_ms);
         self.last_now_ms = now_ms;
-        let first_position = self.wal.next_position();
         let mut logged = Logged::default();
         if self.state.next_tick_due_ms().is_some_and(|due_ms| due_ms <= now_ms) {
             let _expired = self.apply(Request::new(Command::Tick), now_ms, &mut logged);
@@ -163,29 +183,21 @@ impl Sequencer {
                 completions.push(completion);
             }
         }
-        // Commit writes nothing when the batch logged nothing (queries only).
-        if let Err(error) = self.wal.commit() {
-            self.fail(format!("write-ahead log commit failed: {error}"), completions);
+        (now_ms, logged, completions)
+    }
+
+    /// Hands a durable batch to the shadow, with the summary its state must then match.
+    fn hand_to_shadow(&self, first_position: u64, time_ms: u64, logged: Logged) {
+        if logged.requests.is_empty() {
             return;
         }
-        if !logged.requests.is_empty() {
-            self.send_to_shadow(ShadowMessage::Batch {
-                first_position,
-                time_ms: now_ms,
-                requests: logged.requests,
-                log_bytes: logged.bytes,
-                expected: Summary::of(&self.state),
-            });
-        }
-        // A shadow that is gone or disagrees cannot vouch for this batch either.
-        self.check_shadow();
-        if let Some(failure) = self.failure.clone() {
-            completions.into_iter().for_each(|completion| refuse_completion(completion, &failure));
-            return;
-        }
-        for completion in completions {
-            self.complete(completion);
-        }
+        self.send_to_shadow(ShadowMessage::Batch {
+            first_position,
+            time_ms,
+            requests: logged.requests,
+            log_bytes: logged.bytes,
+            expected: Summary::of(&self.state),
+        });
     }
 
     fn execute(&mut self, work: Work, now_ms: u64, logged: &mut Logged) -> Option<Completion> {

@@ -176,39 +176,44 @@ impl Snapshotter {
         // A log that grew past the policy during a crash loop is covered at once, not
         // only after the next write.
         self.snapshot_if_due();
+        let wake = Duration::from_millis(SNAPSHOTTER_WAKE_MS_MAX);
         loop {
-            let message =
-                match self.inbox.recv_timeout(Duration::from_millis(SNAPSHOTTER_WAKE_MS_MAX)) {
-                    Ok(message) => message,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.snapshot_if_due();
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return,
-                };
-            match message {
-                ShadowMessage::Batch { first_position, time_ms, requests, log_bytes, expected } => {
-                    assert_eq!(
-                        first_position,
-                        self.position + 1,
-                        "shadow follows the log in order"
-                    );
-                    if let Err(divergence) = self.apply(&requests, time_ms, expected) {
-                        self.health.fail(divergence);
-                        return;
-                    }
-                    self.unsaved.log_bytes += log_bytes;
+            let go_on = match self.inbox.recv_timeout(wake) {
+                Ok(message) => self.handle(message),
+                Err(RecvTimeoutError::Timeout) => {
                     self.snapshot_if_due();
+                    true
                 }
-                ShadowMessage::Snapshot(reply) => {
-                    let _ = reply.send(self.write());
+                Err(RecvTimeoutError::Disconnected) => false,
+            };
+            if !go_on {
+                return;
+            }
+        }
+    }
+
+    /// Acts on one message from the writer; returns whether to go on following the log.
+    fn handle(&mut self, message: ShadowMessage) -> bool {
+        match message {
+            ShadowMessage::Batch { first_position, time_ms, requests, log_bytes, expected } => {
+                assert_eq!(first_position, self.position + 1, "shadow follows the log in order");
+                if let Err(divergence) = self.apply(&requests, time_ms, expected) {
+                    self.health.fail(divergence);
+                    return false;
                 }
-                ShadowMessage::Stop { final_snapshot, deadline } => {
-                    if final_snapshot && self.policy.on_stop && self.unsaved.records > 0 {
-                        self.final_snapshot(deadline);
-                    }
-                    return;
+                self.unsaved.log_bytes += log_bytes;
+                self.snapshot_if_due();
+                true
+            }
+            ShadowMessage::Snapshot(reply) => {
+                let _ = reply.send(self.write());
+                true
+            }
+            ShadowMessage::Stop { final_snapshot, deadline } => {
+                if final_snapshot && self.policy.on_stop && self.unsaved.records > 0 {
+                    self.final_snapshot(deadline);
                 }
+                false
             }
         }
     }

@@ -81,7 +81,7 @@ macro_rules! little_endian {
     };
 }
 
-impl<'a, S: Sink> ser::Serializer for &'a mut Writer<'_, S> {
+impl<S: Sink> ser::Serializer for &mut Writer<'_, S> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = Self;
