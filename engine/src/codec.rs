@@ -52,5 +52,5 @@ pub fn decode_state(body: &[u8]) -> Result<State, String> {
 
 /// A stable digest of the state's canonical image: equal digests, equal states.
 pub fn state_digest(state: &State) -> u64 {
-    allot_core::fingerprint(encode_state(state).as_slice())
+    allot_core::fnv64(&encode_state(state))
 }

@@ -5,19 +5,22 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use allot_snapshots::recovery::DataDir;
 use allot_snapshots::storage::{FsStorage, Storage};
 use allot_snapshots::wal::SEGMENT_BYTES_TARGET_DEFAULT;
-use allot_snapshots::{RecoveryError, StorageError, TornTail};
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::clock::{Clock, SystemClock};
+use crate::open_report::{OpenError, RecoveryReport};
 use crate::pending::Pending;
 use crate::recover::{Recovered, recover};
 use crate::sequencer::{Sequencer, Work};
-use crate::snapshotter::Snapshotter;
+#[cfg(feature = "fault-injection")]
+pub use crate::snapshotter::ShadowFault;
+use crate::snapshotter::{ShadowHealth, SnapshotPolicy, Snapshotter, Unsaved};
 use allot_core::routing::RoutingWeights;
 use allot_core::{Command, EngineError, Outcome, Query, Reply, Request};
 
@@ -29,6 +32,14 @@ pub const BATCH_REQUESTS_MAX_DEFAULT: usize = 16_384;
 pub const SUBMIT_BATCH_REQUESTS_MAX: usize = 4_096;
 /// Default log records between automatic snapshots.
 pub const SNAPSHOT_EVERY_RECORDS_DEFAULT: u64 = 4_000_000;
+/// Default log bytes between automatic snapshots: one log segment, which replays in a few
+/// seconds, so a restart never replays much more however the records are sized.
+pub const SNAPSHOT_EVERY_LOG_BYTES_DEFAULT: u64 = SEGMENT_BYTES_TARGET_DEFAULT;
+/// Default longest time (engine clock) a write waits for a snapshot to cover it.
+pub const SNAPSHOT_EVERY_MS_DEFAULT: u64 = 5 * 60 * 1_000;
+/// Default longest `shutdown` takes: well inside what a process supervisor waits before
+/// it kills, with the server's answer drain before it.
+pub const SHUTDOWN_DEADLINE_MS_DEFAULT: u64 = 10_000;
 /// Durable batches queued for the snapshotter before the writer waits for it.
 pub const SHADOW_BATCHES_QUEUED_MAX: usize = 65_536;
 
@@ -40,12 +51,25 @@ pub struct EngineConfig {
     pub ingress_queue_len_max: usize,
     pub batch_requests_max: usize,
     pub segment_bytes_target: u64,
-    /// Zero turns automatic snapshots off (`Engine::snapshot` still works).
+    /// Automatic snapshots follow whichever of these three is reached first, once
+    /// anything is unsaved; a zero turns its trigger off, and three zeros turn automatic
+    /// snapshots off (`Engine::snapshot` still works).
     pub snapshot_every_records: u64,
+    pub snapshot_every_log_bytes: u64,
+    /// Engine-clock milliseconds since the last snapshot.
+    pub snapshot_every_ms: u64,
+    /// A final snapshot at shutdown, when the last one's duration says it fits before
+    /// the deadline; otherwise the log alone covers everything.
     pub snapshot_on_shutdown: bool,
+    /// Longest `shutdown` waits; a final snapshot still being written past it goes on in
+    /// the background, holding the directory lock until it ends (or the process exits).
+    pub shutdown_deadline_ms: u64,
     /// Routing weights to route with; `None` keeps those the state has (the defaults,
     /// until weights were once configured).
     pub routing_weights: Option<RoutingWeights>,
+    /// A fault to inject into the snapshotter (tests of fail-stop only).
+    #[cfg(feature = "fault-injection")]
+    pub shadow_fault: Option<ShadowFault>,
 }
 
 impl Default for EngineConfig {
@@ -57,8 +81,13 @@ impl Default for EngineConfig {
             batch_requests_max: BATCH_REQUESTS_MAX_DEFAULT,
             segment_bytes_target: SEGMENT_BYTES_TARGET_DEFAULT,
             snapshot_every_records: SNAPSHOT_EVERY_RECORDS_DEFAULT,
+            snapshot_every_log_bytes: SNAPSHOT_EVERY_LOG_BYTES_DEFAULT,
+            snapshot_every_ms: SNAPSHOT_EVERY_MS_DEFAULT,
             snapshot_on_shutdown: true,
+            shutdown_deadline_ms: SHUTDOWN_DEADLINE_MS_DEFAULT,
             routing_weights: None,
+            #[cfg(feature = "fault-injection")]
+            shadow_fault: None,
         }
     }
 }
@@ -78,21 +107,19 @@ impl EngineConfig {
         }
         Ok(())
     }
-}
 
-/// What opening the data directory found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// Position of the snapshot recovery started from, if any.
-    pub snapshot_position: Option<u64>,
-    /// Newer snapshots that failed to verify and were renamed aside (`*.corrupt`).
-    pub snapshots_set_aside: Vec<PathBuf>,
-    /// Log records replayed after the snapshot.
-    pub records_replayed: u64,
-    /// Position of the last durable record.
-    pub last_position: u64,
-    /// A torn write cut off the log's tail: where, and how many bytes were dropped.
-    pub torn_tail: Option<TornTail>,
+    fn snapshot_policy(&self) -> SnapshotPolicy {
+        SnapshotPolicy {
+            every_records: self.snapshot_every_records,
+            every_log_bytes: self.snapshot_every_log_bytes,
+            every_ms: self.snapshot_every_ms,
+            on_stop: self.snapshot_on_shutdown,
+        }
+    }
+
+    fn shutdown_deadline(&self) -> Duration {
+        Duration::from_millis(self.shutdown_deadline_ms)
+    }
 }
 
 /// A handle to a running engine; clone it freely, one per thread or task.
@@ -104,54 +131,15 @@ pub struct Engine {
 struct Inner {
     ingress: Sender<Work>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Disconnects once both threads have ended (each holds a sender), so shutdown can
+    /// wait for them with a deadline.
+    threads_done: Receiver<()>,
+    shutdown_deadline: Duration,
     /// Held until both threads have finished, so no other engine opens the directory
     /// while a final snapshot or log trim is still being written.
     locked_dir: Mutex<Option<DataDir>>,
     recovery: RecoveryReport,
     data_dir: PathBuf,
-}
-
-/// Why an engine could not open its data directory.
-#[derive(Debug)]
-pub enum OpenError {
-    /// The directory is locked, a file is corrupt, the log has a gap, or a read failed:
-    /// the error names the file and byte offset.
-    Recovery(RecoveryError),
-    /// A verified snapshot or log record could not be decoded or applied.
-    Replay { path: PathBuf, message: String },
-    /// The log could not be opened for appending.
-    Storage(StorageError),
-    /// A setting is out of range; the message names it.
-    Config(String),
-    /// A thread could not be started.
-    Thread(String),
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::Recovery(error) => write!(f, "{error}"),
-            OpenError::Replay { path, message } => write!(f, "{}: {message}", path.display()),
-            OpenError::Storage(error) => write!(f, "{error}"),
-            OpenError::Config(message) | OpenError::Thread(message) => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for OpenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            OpenError::Recovery(error) => Some(error),
-            OpenError::Storage(error) => Some(error),
-            OpenError::Replay { .. } | OpenError::Config(_) | OpenError::Thread(_) => None,
-        }
-    }
-}
-
-impl From<RecoveryError> for OpenError {
-    fn from(error: RecoveryError) -> Self {
-        OpenError::Recovery(error)
-    }
 }
 
 impl Engine {
@@ -168,14 +156,24 @@ impl Engine {
             .map_err(OpenError::Storage)?;
         let (ingress, ingress_rx) = crossbeam_channel::bounded(config.ingress_queue_len_max);
         let (shadow, shadow_rx) = crossbeam_channel::bounded(SHADOW_BATCHES_QUEUED_MAX);
+        let shadow_health = Arc::new(ShadowHealth::default());
         let snapshotter = Snapshotter {
             state: state.clone(),
             position: report.last_position,
             store: dir.snapshot_store(),
-            snapshot_every_records: config.snapshot_every_records,
-            snapshot_on_stop: config.snapshot_on_shutdown,
-            records_since_snapshot: report.records_replayed,
+            policy: config.snapshot_policy(),
+            unsaved: Unsaved {
+                records: report.records_replayed,
+                log_bytes: report.log_bytes_replayed,
+                since_ms: config.clock.now_ms(),
+            },
+            clock: config.clock.clone(),
             inbox: shadow_rx,
+            health: shadow_health.clone(),
+            last_duration: None,
+            backoff: Default::default(),
+            #[cfg(feature = "fault-injection")]
+            fault: config.shadow_fault,
         };
         let sequencer = Sequencer {
             last_now_ms: state.last_applied_ms(),
@@ -184,15 +182,27 @@ impl Engine {
             clock: config.clock.clone(),
             ingress: ingress_rx,
             shadow,
+            shadow_health,
+            shutdown_deadline: config.shutdown_deadline(),
             batch_requests_max: config.batch_requests_max,
             failure: None,
             configured_weights: config.routing_weights,
         };
-        let snapshot_thread = spawn("allot-snapshotter", move || snapshotter.run())?;
-        let writer_thread = spawn("allot-writer", move || sequencer.run())?;
+        let (done, threads_done) = crossbeam_channel::bounded::<()>(0);
+        let snapshot_done = done.clone();
+        let snapshot_thread = spawn("allot-snapshotter", move || {
+            let _done = snapshot_done;
+            snapshotter.run();
+        })?;
+        let writer_thread = spawn("allot-writer", move || {
+            let _done = done;
+            sequencer.run();
+        })?;
         let inner = Inner {
             ingress,
             threads: Mutex::new(vec![writer_thread, snapshot_thread]),
+            threads_done,
+            shutdown_deadline: config.shutdown_deadline(),
             locked_dir: Mutex::new(Some(dir)),
             recovery: report,
             data_dir: data_dir.to_owned(),
@@ -253,8 +263,10 @@ impl Engine {
     }
 
     /// Stops taking work, answers everything already queued, lets the snapshotter finish
-    /// (writing a final snapshot if configured) and releases the directory lock. Every
-    /// handle sees `Unavailable` afterwards. Calling it twice is harmless.
+    /// (writing a final snapshot if configured and it fits) and releases the directory
+    /// lock. Returns within `shutdown_deadline_ms`: a final snapshot still being written
+    /// then ends in the background and releases the lock itself. Every handle sees
+    /// `Unavailable` afterwards. Calling it twice is harmless.
     pub fn shutdown(&self) {
         self.inner.shutdown();
     }
@@ -283,13 +295,30 @@ impl Inner {
         if threads.is_empty() {
             return;
         }
-        let _ = self.ingress.send(Work::Shutdown);
-        for thread in threads {
-            if thread.join().is_err() {
-                tracing::error!("an engine thread panicked");
+        let deadline = Instant::now() + self.shutdown_deadline;
+        let _ = self.ingress.send(Work::Shutdown(deadline));
+        let locked_dir = self.locked_dir.lock().unwrap_or_else(|poison| poison.into_inner()).take();
+        let finish = move || {
+            join_all(threads);
+            drop(locked_dir);
+        };
+        match self.threads_done.recv_deadline(deadline) {
+            Err(RecvTimeoutError::Disconnected) => finish(),
+            Ok(()) => unreachable!("nothing is ever sent on threads_done"),
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    deadline_ms = self.shutdown_deadline.as_millis() as u64,
+                    "shutdown deadline passed: the final snapshot goes on in the background; \
+                     the log already holds everything"
+                );
+                // Detached: it holds the directory lock until the snapshot is written.
+                let finisher =
+                    std::thread::Builder::new().name("allot-shutdown".into()).spawn(finish);
+                if let Err(error) = finisher {
+                    tracing::error!(%error, "cannot start the shutdown thread; the lock is released");
+                }
             }
         }
-        drop(self.locked_dir.lock().unwrap_or_else(|poison| poison.into_inner()).take());
     }
 }
 
@@ -307,6 +336,14 @@ fn check_submitted(request: &Request) -> Result<(), EngineError> {
         return Err(EngineError::InvalidArgument(format!("{name} is issued by the engine itself")));
     }
     Ok(())
+}
+
+fn join_all(threads: Vec<JoinHandle<()>>) {
+    for thread in threads {
+        if thread.join().is_err() {
+            tracing::error!("an engine thread panicked");
+        }
+    }
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, OpenError> {

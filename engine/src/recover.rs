@@ -7,9 +7,10 @@ use std::sync::Arc;
 use allot_snapshots::Record;
 use allot_snapshots::recovery::DataDir;
 use allot_snapshots::storage::Storage;
+use allot_snapshots::wal::RECORD_HEADER_BYTES;
 
 use crate::codec;
-use crate::engine::{OpenError, RecoveryReport};
+use crate::open_report::{OpenError, RecoveryReport};
 use allot_core::State;
 
 pub(crate) struct Recovered {
@@ -60,7 +61,11 @@ fn replay_after(
     snapshot_position: Option<u64>,
 ) -> Result<Recovered, OpenError> {
     let after = snapshot_position.unwrap_or(0);
-    let replay = dir.replay(after, |record| replay_record(&mut state, record))?;
+    let mut log_bytes_replayed = 0;
+    let replay = dir.replay(after, |record| {
+        log_bytes_replayed += (RECORD_HEADER_BYTES + record.payload.len()) as u64;
+        replay_record(&mut state, record)
+    })?;
     if let Some(torn) = &replay.torn_tail {
         tracing::warn!(path = %torn.path.display(), offset = torn.offset, "torn log tail truncated");
     }
@@ -68,6 +73,7 @@ fn replay_after(
         snapshot_position,
         snapshots_set_aside: Vec::new(),
         records_replayed: replay.records,
+        log_bytes_replayed,
         last_position: replay.last_position.max(after),
         torn_tail: replay.torn_tail,
     };

@@ -3,15 +3,15 @@
 //! durable (one write and one fdatasync per batch: group commit).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use allot_snapshots::wal::WalWriter;
+use allot_snapshots::wal::{RECORD_HEADER_BYTES, WalWriter};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::codec;
-use crate::snapshotter::ShadowMessage;
+use crate::snapshotter::{ShadowHealth, ShadowMessage, Summary};
 use allot_core::routing::RoutingWeights;
 use allot_core::{Command, EngineError, Outcome, Query, Request, State};
 
@@ -28,7 +28,8 @@ pub(crate) enum Work {
     Digest(oneshot::Sender<Result<u64, EngineError>>),
     /// Write a snapshot of everything durable up to this point.
     Snapshot(oneshot::Sender<Result<u64, EngineError>>),
-    Shutdown,
+    /// Stop; a final snapshot may only be written if it ends before this deadline.
+    Shutdown(Instant),
 }
 
 impl Work {
@@ -39,6 +40,13 @@ impl Work {
             _ => 1,
         }
     }
+}
+
+/// What a batch appended to the log: the requests, for the shadow, and their bytes.
+#[derive(Default)]
+struct Logged {
+    requests: Vec<Request>,
+    bytes: u64,
 }
 
 /// An answer waiting for its batch to become durable.
@@ -55,6 +63,11 @@ pub(crate) struct Sequencer {
     pub clock: Arc<dyn Clock>,
     pub ingress: Receiver<Work>,
     pub shadow: Sender<ShadowMessage>,
+    /// Set by the snapshotter when it can no longer follow the log: then nothing more is
+    /// acknowledged, as after a storage failure.
+    pub shadow_health: Arc<ShadowHealth>,
+    /// How long a shutdown may take when every handle is simply dropped.
+    pub shutdown_deadline: Duration,
     pub batch_requests_max: usize,
     /// Engine time never goes back, even if the wall clock does.
     pub last_now_ms: u64,
@@ -70,40 +83,44 @@ impl Sequencer {
     pub fn run(mut self) {
         let mut batch: Vec<Work> = Vec::with_capacity(1024);
         let mut last_batch_weight = 0;
-        loop {
+        let deadline = loop {
             let first = match self.ingress.recv_timeout(self.idle_wait()) {
                 Ok(work) => Some(work),
                 Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Instant::now() + self.shutdown_deadline;
+                }
             };
             let (weight, shutdown) = self.collect(first, &mut batch, last_batch_weight);
             last_batch_weight = weight;
             self.process(&mut batch);
-            if shutdown {
-                break;
+            if let Some(deadline) = shutdown {
+                break deadline;
             }
-        }
-        self.drain_after_stop();
+        };
+        self.drain_after_stop(deadline);
     }
 
     /// Fills `batch` with `first` and whatever else is queued, up to the batch limit;
-    /// returns the batch's weight and whether it holds a shutdown.
+    /// returns the batch's weight and the deadline of a shutdown it holds.
     fn collect(
         &self,
         first: Option<Work>,
         batch: &mut Vec<Work>,
         last_batch_weight: usize,
-    ) -> (usize, bool) {
+    ) -> (usize, Option<Instant>) {
         // Submitters answered by the last batch are still coming back: give them the
         // core for a moment so this batch's fsync covers them too.
         if first.is_some() && self.ingress.len() * 2 < last_batch_weight {
             std::thread::yield_now();
         }
-        let (mut weight, mut shutdown) = (0, false);
+        let (mut weight, mut shutdown) = (0, None);
         let mut next = first;
         while let Some(work) = next {
             weight += work.weight();
-            shutdown |= matches!(work, Work::Shutdown);
+            if let Work::Shutdown(deadline) = work {
+                shutdown = Some(deadline);
+            }
             batch.push(work);
             next =
                 if weight < self.batch_requests_max { self.ingress.try_recv().ok() } else { None };
@@ -121,15 +138,36 @@ impl Sequencer {
     }
 
     fn process(&mut self, batch: &mut Vec<Work>) {
-        if let Some(failure) = &self.failure {
-            let failure = failure.clone();
+        self.check_shadow();
+        if let Some(failure) = self.failure.clone() {
             batch.drain(..).for_each(|work| refuse(work, &failure));
             return;
         }
+        let first_position = self.wal.next_position();
+        let (now_ms, logged, completions) = self.apply_batch(batch);
+        // Commit writes nothing when the batch logged nothing (queries only).
+        if let Err(error) = self.wal.commit() {
+            self.fail(format!("write-ahead log commit failed: {error}"), completions);
+            return;
+        }
+        self.hand_to_shadow(first_position, now_ms, logged);
+        // A shadow that is gone or disagrees cannot vouch for this batch either.
+        self.check_shadow();
+        if let Some(failure) = self.failure.clone() {
+            completions.into_iter().for_each(|completion| refuse_completion(completion, &failure));
+            return;
+        }
+        for completion in completions {
+            self.complete(completion);
+        }
+    }
+
+    /// Stamps the batch's time, logs a due tick and changed routing weights first, then
+    /// applies the batch; returns the time, what it logged and the answers to release.
+    fn apply_batch(&mut self, batch: &mut Vec<Work>) -> (u64, Logged, Vec<Completion>) {
         let now_ms = self.clock.now_ms().max(self.last_now_ms);
         self.last_now_ms = now_ms;
-        let first_position = self.wal.next_position();
-        let mut logged: Vec<Request> = Vec::new();
+        let mut logged = Logged::default();
         if self.state.next_tick_due_ms().is_some_and(|due_ms| due_ms <= now_ms) {
             let _expired = self.apply(Request::new(Command::Tick), now_ms, &mut logged);
         }
@@ -145,29 +183,24 @@ impl Sequencer {
                 completions.push(completion);
             }
         }
-        // Commit writes nothing when the batch logged nothing (queries only).
-        if let Err(error) = self.wal.commit() {
-            self.fail(format!("write-ahead log commit failed: {error}"), completions);
-            return;
-        }
-        if !logged.is_empty() {
-            self.send_to_shadow(ShadowMessage::Batch {
-                first_position,
-                time_ms: now_ms,
-                requests: logged,
-            });
-        }
-        for completion in completions {
-            self.complete(completion);
-        }
+        (now_ms, logged, completions)
     }
 
-    fn execute(
-        &mut self,
-        work: Work,
-        now_ms: u64,
-        logged: &mut Vec<Request>,
-    ) -> Option<Completion> {
+    /// Hands a durable batch to the shadow, with the summary its state must then match.
+    fn hand_to_shadow(&self, first_position: u64, time_ms: u64, logged: Logged) {
+        if logged.requests.is_empty() {
+            return;
+        }
+        self.send_to_shadow(ShadowMessage::Batch {
+            first_position,
+            time_ms,
+            requests: logged.requests,
+            log_bytes: logged.bytes,
+            expected: Summary::of(&self.state),
+        });
+    }
+
+    fn execute(&mut self, work: Work, now_ms: u64, logged: &mut Logged) -> Option<Completion> {
         match work {
             Work::One(request, reply) => {
                 let outcome = self.apply(request, now_ms, logged);
@@ -185,19 +218,35 @@ impl Sequencer {
                 Some(Completion::Digest(reply, codec::state_digest(&self.state)))
             }
             Work::Snapshot(reply) => Some(Completion::Snapshot(reply)),
-            Work::Shutdown => None,
+            Work::Shutdown(_) => None,
         }
     }
 
     /// Applies one request; if it changed the state, appends it to the log buffer and
     /// keeps it for the shadow state.
-    fn apply(&mut self, request: Request, now_ms: u64, logged: &mut Vec<Request>) -> Outcome {
+    fn apply(&mut self, request: Request, now_ms: u64, logged: &mut Logged) -> Outcome {
         let applied = self.state.apply(&request, now_ms);
         if applied.changed {
-            self.wal.append_with(now_ms, |buffer| codec::encode_request(&request, buffer));
-            logged.push(request);
+            let mut payload_bytes = 0;
+            self.wal.append_with(now_ms, |buffer| {
+                let before = buffer.len();
+                codec::encode_request(&request, buffer);
+                payload_bytes = buffer.len() - before;
+            });
+            logged.bytes += (RECORD_HEADER_BYTES + payload_bytes) as u64;
+            logged.requests.push(request);
         }
         applied.outcome
+    }
+
+    /// Fail-stop once the snapshotter has reported that it cannot follow the log.
+    fn check_shadow(&mut self) {
+        if self.failure.is_some() {
+            return;
+        }
+        if let Some(why) = self.shadow_health.failure() {
+            self.failure = Some(format!("the snapshotter stopped following the log: {why}"));
+        }
     }
 
     fn complete(&self, completion: Completion) {
@@ -213,7 +262,7 @@ impl Sequencer {
 
     fn send_to_shadow(&self, message: ShadowMessage) {
         if let Err(crossbeam_channel::SendError(message)) = self.shadow.send(message) {
-            tracing::error!("snapshotter is gone; snapshots stop");
+            self.shadow_health.fail("the snapshotter is gone".into());
             if let ShadowMessage::Snapshot(reply) = message {
                 let _ = reply.send(Err(EngineError::Unavailable("snapshotter stopped".into())));
             }
@@ -231,8 +280,9 @@ impl Sequencer {
     }
 
     /// After shutdown, answer anything still queued rather than leaving it hanging.
-    fn drain_after_stop(&mut self) {
-        let _ = self.shadow.send(ShadowMessage::Stop { final_snapshot: self.failure.is_none() });
+    fn drain_after_stop(&mut self, deadline: Instant) {
+        let final_snapshot = self.failure.is_none();
+        let _ = self.shadow.send(ShadowMessage::Stop { final_snapshot, deadline });
         while let Ok(work) = self.ingress.try_recv() {
             refuse(work, "the engine is shutting down");
         }
@@ -249,7 +299,7 @@ fn refuse(work: Work, why: &str) {
         Work::One(_, reply) | Work::Query(_, reply) => reply.send(Err(error)).map_err(drop),
         Work::Many(_, reply) => reply.send(Err(error)).map_err(drop),
         Work::Digest(reply) | Work::Snapshot(reply) => reply.send(Err(error)).map_err(drop),
-        Work::Shutdown => Ok(()),
+        Work::Shutdown(_) => Ok(()),
     };
 }
 

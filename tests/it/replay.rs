@@ -221,3 +221,71 @@ fn a_hold_extended_before_a_snapshot_expires_at_the_same_tick_live_and_after_rep
         "replay from the snapshot (the live hold read {live_state:?} at START + 2.5 s)"
     );
 }
+
+/// Log bytes between snapshots in the restart tests: a few dozen records.
+const SNAPSHOT_LOG_BYTES: u64 = 2 * 1024;
+/// Largest log record a one-line reserve makes (header included), generously.
+const RESERVE_RECORD_BYTES_MAX: u64 = 256;
+
+#[test]
+fn replay_after_many_unclean_restarts_stays_within_the_log_size_policy() {
+    const RESTARTS: usize = 20;
+    const HOLDS_PER_RUN: usize = 10;
+    let dir = data_dir();
+    // Only log size triggers snapshots, and none is written at shutdown: each run ends
+    // as a crash would leave it.
+    let by_log_size =
+        allot_engine::EngineConfig { snapshot_every_log_bytes: SNAPSHOT_LOG_BYTES, ..config() };
+    drop(stocked_engine(dir.path(), by_log_size.clone(), &["SOCK-1"], 1_000_000));
+    let (mut most_records, mut most_bytes) = (0, 0);
+    for _ in 0..RESTARTS {
+        let engine = open(dir.path(), by_log_size.clone());
+        let report = engine.recovery_report().clone();
+        most_records = most_records.max(report.records_replayed);
+        most_bytes = most_bytes.max(report.log_bytes_replayed);
+        for _ in 0..HOLDS_PER_RUN {
+            reserve(&engine, "SOCK-1", 1);
+        }
+        drop(engine);
+    }
+    eprintln!(
+        "after {} records in {RESTARTS} runs, the longest replay was {most_records} records, \
+         {most_bytes} bytes",
+        RESTARTS * HOLDS_PER_RUN
+    );
+    assert!(
+        most_bytes < SNAPSHOT_LOG_BYTES + RESERVE_RECORD_BYTES_MAX,
+        "replayed {most_bytes} bytes"
+    );
+    assert!((most_records as usize) < RESTARTS * HOLDS_PER_RUN / 2, "replayed {most_records}");
+    let engine = open(dir.path(), by_log_size);
+    assert!(
+        engine.recovery_report().log_bytes_replayed < SNAPSHOT_LOG_BYTES + RESERVE_RECORD_BYTES_MAX
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn an_idle_engine_snapshots_its_writes_once_the_time_policy_passes() {
+    const EVERY_MS: u64 = 60_000;
+    let dir = data_dir();
+    let clock = manual_clock();
+    let by_time =
+        allot_engine::EngineConfig { snapshot_every_ms: EVERY_MS, ..config_with_clock(&clock) };
+    let engine = stocked_engine(dir.path(), by_time, &["SOCK-1"], 10);
+    let held = reserve(&engine, "SOCK-1", 1);
+    clock.advance(EVERY_MS);
+    // No write follows: the snapshotter's own wake-up finds the snapshot due.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while snapshots(dir.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no snapshot was taken");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    engine.shutdown();
+    let engine = open(dir.path(), config_with_clock(&clock));
+    // Positions 1 to 3 are the location, the receipt and the hold; a tick may follow.
+    let report = engine.recovery_report();
+    assert!(report.snapshot_position.is_some_and(|position| position >= 3), "{report:?}");
+    assert_eq!(hold(&engine, held).state, HoldState::Held);
+    engine.shutdown();
+}

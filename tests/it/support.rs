@@ -33,6 +33,8 @@ pub fn data_dir() -> tempfile::TempDir {
 pub fn config() -> EngineConfig {
     EngineConfig {
         snapshot_every_records: 0,
+        snapshot_every_log_bytes: 0,
+        snapshot_every_ms: 0,
         snapshot_on_shutdown: false,
         ..EngineConfig::default()
     }

@@ -24,12 +24,13 @@ mod apply_order;
 mod apply_return;
 mod apply_shipment;
 mod apply_stock;
+mod canonical;
 mod query;
 mod query_order;
 mod validate;
 
 pub use command::{Command, LineRequest, LocationKind, LocationSpec, Query, Request, ShippingCost};
-pub use ids::{HoldId, fingerprint};
+pub use ids::{HoldId, fingerprint, fnv64};
 pub use outcome::{
     CellView, EngineError, HoldLineView, HoldState, HoldView, LocationView, Outcome, Reply,
     Resolution,
