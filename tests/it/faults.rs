@@ -264,6 +264,10 @@ impl Storage for GatedStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         FsStorage.sync_dir(dir)
     }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        FsStorage.sync_file(path)
+    }
 }
 
 /// Reserves until the engine refuses; returns the holds acknowledged before that.
