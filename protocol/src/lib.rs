@@ -13,6 +13,7 @@ pub mod limits;
 pub mod message;
 pub mod model;
 pub mod order;
+mod permission;
 pub mod role;
 
 pub use codec::DecodeError;

@@ -158,7 +158,7 @@ impl State {
     }
 
     fn execute_order(&mut self, command: &Command, now_ms: u64) -> Outcome {
-        super::apply_order::check_free_text(command)?;
+        super::validate::free_text(command)?;
         match command {
             Command::PlaceOrder(order) => self.place_order(order, None, now_ms),
             Command::RecordPayment { order, event, .. } => self.record_payment(*order, *event),
