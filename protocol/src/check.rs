@@ -177,7 +177,9 @@ pub fn place_order(order: &PlaceOrder) -> Checked {
     Ok(())
 }
 
-fn receipts(lines: &[ReturnReceipt]) -> Checked {
+/// A return's receipt lines: at least one, at most `LINES_PER_ORDER_MAX`, each a valid
+/// quantity with a damage reason where damaged.
+pub fn receipts(lines: &[ReturnReceipt]) -> Checked {
     if lines.is_empty() {
         return Err("a return receipt needs at least one line".into());
     }

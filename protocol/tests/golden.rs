@@ -1044,6 +1044,7 @@ fn check_order_variants(
         PaymentState::Captured,
         PaymentState::Failed,
         PaymentState::Refunded,
+        PaymentState::Voided,
     ];
     let count = variant_count(&payment_prefix, server);
     check_variants(document, "PaymentState", &samples, count, failures);
