@@ -24,8 +24,8 @@ pub use message::{
     Welcome,
 };
 pub use model::{
-    CellView, HoldId, HoldLineView, HoldState, HoldView, LineRequest, LocationKind, LocationSpec,
-    LocationView, Query, Resolution, ShippingCost,
+    CellKey, CellView, HoldId, HoldLineView, HoldState, HoldView, LineRequest, LocationKind,
+    LocationSpec, LocationView, Query, Resolution, ShippingCost, ShortagePage,
 };
 pub use role::Role;
 

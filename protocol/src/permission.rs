@@ -26,12 +26,14 @@ impl Role {
                     | Command::ReserveRouted { .. }
                     | Command::PlaceOrder(_)
                     | Command::RecordPayment { .. }
+                    | Command::ReleaseCommitted { .. }
             ),
             Role::Fulfilment => matches!(
                 command,
                 Command::AdvanceShipment { .. }
                     | Command::ShortPick { .. }
                     | Command::ReceiveReturn { .. }
+                    | Command::ConsumeCommitted { .. }
             ),
             Role::Read => false,
         }

@@ -336,6 +336,14 @@ fn an_order_converts_its_hold_and_must_match_it() {
         apply(&mut state, Command::PlaceOrder(again), T0),
         Err(EngineError::AlreadyResolved { .. })
     ));
+    // Its units leave with the order's shipments, never as units committed outside.
+    for settle in [
+        Command::ConsumeCommitted { hold, lines: vec![] },
+        Command::ReleaseCommitted { hold, lines: vec![] },
+    ] {
+        assert_eq!(apply(&mut state, settle, T0), Err(transition("ordered")));
+    }
+    assert_eq!(cell(&state, "A", "LDN"), (5, 0, 2));
 }
 
 fn order_named(number: &str, lines: &[(&str, u32)]) -> PlaceOrder {
