@@ -84,6 +84,16 @@ mod tests {
     }
 
     #[test]
+    fn checkout_may_release_committed_units_and_only_fulfilment_or_admin_consume_them() {
+        let consume = command(Command::ConsumeCommitted { hold: 1, lines: vec![] });
+        let release = command(Command::ReleaseCommitted { hold: 1, lines: vec![] });
+        assert!(Role::Checkout.permits(&release) && !Role::Checkout.permits(&consume));
+        assert!(Role::Fulfilment.permits(&consume) && !Role::Fulfilment.permits(&release));
+        assert!(Role::Admin.permits(&consume) && Role::Admin.permits(&release));
+        assert!(!Role::Read.permits(&consume) && !Role::Read.permits(&release));
+    }
+
+    #[test]
     fn role_names_round_trip() {
         for role in [Role::Checkout, Role::Fulfilment, Role::Admin, Role::Read] {
             assert_eq!(Role::from_name(role.name()), Some(role));

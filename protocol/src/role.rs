@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {
-    /// Holds (reserve, extend, release, commit), placing orders, payment events, and
-    /// every query.
+    /// Holds (reserve, extend, release, commit), releasing committed units, placing
+    /// orders, payment events, and every query.
     Checkout,
-    /// Shipment steps, short picks and return receipts, and every query.
+    /// Shipment steps, short picks, return receipts, consuming committed units, and
+    /// every query.
     Fulfilment,
     /// Everything, including locations and stock.
     Admin,
