@@ -467,6 +467,19 @@ fn shortage_pages_are_bounded_and_visit_every_short_cell_exactly_once() {
 }
 
 #[test]
+fn a_cell_query_names_an_unknown_sku_not_found_and_a_never_stocked_cell_zeros() {
+    let state = stocked(&[("sku-1", "W1", 5)]);
+    let query = |sku: &str, location: &str| {
+        state.query(&Query::Cell { sku: sku.into(), location: location.into() })
+    };
+    assert_not_found(query("sku-9", "W1").unwrap_err());
+    assert_not_found(query("sku-1", "W9").unwrap_err());
+    // A known SKU at a known location it was never stocked at: a cell of zeros.
+    assert_eq!(counts(&state, "sku-1", "W2"), (0, 0, 0, 0, 0));
+    assert_eq!(cell(&state, "sku-1", "W2").location, "W2");
+}
+
+#[test]
 fn cycle_count_sets_on_hand_when_the_expected_quantity_matches() {
     let mut state = stocked(&[("sku-1", "W1", 5)]);
     let command =

@@ -689,6 +689,24 @@ fn refunding_a_return_whose_payment_failed_is_refused_with_the_payment_state() {
 }
 
 #[test]
+fn releasing_a_shipment_to_the_floor_counts_as_starting_the_order() {
+    let mut state = world(&[("A", "LDN", 5)]);
+    let (id, shipments) = place(&mut state, order_named("W-1", &[("A", 1)]));
+    pay(&mut state, id);
+    assert_eq!(view(&state, id).state, OrderState::Confirmed);
+    let released = step(&mut state, shipments[0], ShipmentStep::Release);
+    assert_eq!(
+        released,
+        Ok(Reply::ShipmentChanged {
+            shipment: shipments[0],
+            state: ShipmentState::Released,
+            order_state: OrderState::InProgress,
+        }),
+        "released, not yet picked, is already in progress"
+    );
+}
+
+#[test]
 fn an_exchange_places_a_new_order_linked_to_the_return() {
     let mut state = world(&[("A", "LDN", 5), ("B", "LDN", 5)]);
     let (id, shipments) = place(&mut state, order_named("W-1", &[("A", 1)]));
