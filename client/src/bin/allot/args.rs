@@ -901,4 +901,19 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(ttl_ms, Some(60_000));
     }
+
+    #[test]
+    fn shortages_page_after_a_cell_and_committed_holds_are_consumed_or_uncommitted() {
+        let cli = parse(&["stock", "shortages", "--after", "TEE@LDN", "--limit", "5"]).unwrap();
+        let Command::Stock(StockCommand::Shortages { after, page }) = cli.command else { panic!() };
+        let after = after.unwrap();
+        assert_eq!((after.sku.as_str(), after.location.as_str(), page.limit), ("TEE", "LDN", 5));
+        assert!(parse(&["stock", "shortages", "--after", "TEE"]).is_err(), "a cell is SKU@LOC");
+        let cli = parse(&["hold", "consume", "7", "TEE@LDN:2"]).unwrap();
+        let Command::Hold(HoldCommand::Consume { id, lines }) = cli.command else { panic!() };
+        assert_eq!((id, lines.len(), lines[0].quantity), (7, 1, 2));
+        let cli = parse(&["hold", "uncommit", "7"]).unwrap();
+        let Command::Hold(HoldCommand::Uncommit { id, lines }) = cli.command else { panic!() };
+        assert_eq!((id, lines.is_empty()), (7, true), "no lines: every committed unit");
+    }
 }
