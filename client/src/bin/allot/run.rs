@@ -428,6 +428,12 @@ async fn import(
     Ok(import::send(client, parsed, in_flight, &progress).await.output())
 }
 
+/// The answer to consuming or releasing committed units.
+fn settled(id: u64, how: &str, units_committed: u64) -> Output {
+    let human = format!("hold {id}: units {how}, {units_committed} still committed");
+    Output::new(human, json!({ "hold": id, "units_committed": units_committed }))
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -561,10 +567,4 @@ mod tests {
         let error = client_config(&key_only).unwrap_err();
         assert!(matches!(&error, ClientError::Config(m) if m.contains("--client-cert")), "{error}");
     }
-}
-
-/// The answer to consuming or releasing committed units.
-fn settled(id: u64, how: &str, units_committed: u64) -> Output {
-    let human = format!("hold {id}: units {how}, {units_committed} still committed");
-    Output::new(human, json!({ "hold": id, "units_committed": units_committed }))
 }
