@@ -1,9 +1,10 @@
 //! Typed calls: one method per command and query, each checking that the server's reply
 //! is of the kind the request asks for.
 
+use allot_protocol::limits::PAGE_LIMIT_MAX;
 use allot_protocol::{
-    CellView, Command, HoldId, HoldState, HoldView, LineRequest, LocationSpec, Query, Reply,
-    RequestBody,
+    CellKey, CellView, Command, HoldId, HoldState, HoldView, LineRequest, LocationSpec, Query,
+    Reply, RequestBody, ShortagePage,
 };
 use serde::Serialize;
 
@@ -265,6 +266,48 @@ impl Client {
         }
     }
 
+    /// The outside system shipped `lines` of a hold committed by [`Client::commit_hold`]
+    /// (every unit it still commits when empty): they leave `on_hand` and `allocated`.
+    /// Answers the units the hold still commits.
+    pub async fn consume_committed(
+        &self,
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    ) -> Result<u64, ClientError> {
+        self.consume_committed_with_key(self.new_key(), hold, lines).await
+    }
+
+    /// [`Client::consume_committed`] under the caller's idempotency key.
+    pub async fn consume_committed_with_key(
+        &self,
+        key: impl Into<String>,
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    ) -> Result<u64, ClientError> {
+        settled_reply(self.command_with_key(key, Command::ConsumeCommitted { hold, lines }).await?)
+    }
+
+    /// The outside order of a committed hold was cancelled: `lines` (every unit it still
+    /// commits when empty) leave `allocated` and are available again. Answers the units
+    /// the hold still commits.
+    pub async fn release_committed(
+        &self,
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    ) -> Result<u64, ClientError> {
+        self.release_committed_with_key(self.new_key(), hold, lines).await
+    }
+
+    /// [`Client::release_committed`] under the caller's idempotency key.
+    pub async fn release_committed_with_key(
+        &self,
+        key: impl Into<String>,
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    ) -> Result<u64, ClientError> {
+        settled_reply(self.command_with_key(key, Command::ReleaseCommitted { hold, lines }).await?)
+    }
+
     /// One stock cell; `NotFound` for a SKU or location the engine has never seen.
     pub async fn cell(
         &self,
@@ -300,9 +343,38 @@ impl Client {
         }
     }
 
-    /// Every cell whose `available` is below zero.
+    /// One page of cells whose `available` is below zero, by (sku, location): those
+    /// after `after` (the previous page's `next`), at most `limit`.
+    pub async fn shortage_page(
+        &self,
+        after: Option<CellKey>,
+        limit: u32,
+    ) -> Result<ShortagePage, ClientError> {
+        match self.query(Query::ShortagePage { after, limit }).await? {
+            Reply::Shortages(page) => Ok(page),
+            other => unexpected("Shortages", &other),
+        }
+    }
+
+    /// Every cell whose `available` is below zero, read page by page.
     pub async fn shortages(&self) -> Result<Vec<CellView>, ClientError> {
-        cells_reply(self.query(Query::Shortages).await?)
+        let mut cells = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.shortage_page(after, PAGE_LIMIT_MAX).await?;
+            cells.extend(page.cells);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(cells),
+            }
+        }
+    }
+}
+
+fn settled_reply(reply: Reply) -> Result<u64, ClientError> {
+    match reply {
+        Reply::CommittedSettled { units_committed, .. } => Ok(units_committed),
+        other => unexpected("CommittedSettled", &other),
     }
 }
 
@@ -359,6 +431,8 @@ pub fn reply_name(reply: &Reply) -> &'static str {
         Reply::Return(_) => "Return",
         Reply::Kpis(_) => "Kpis",
         Reply::Routing(_) => "Routing",
+        Reply::Shortages(_) => "Shortages",
+        Reply::CommittedSettled { .. } => "CommittedSettled",
     }
 }
 

@@ -49,6 +49,10 @@ pub fn reply(reply: Reply) -> Result<allot_protocol::Reply, Error> {
         Reply::Return(view) => Wire::Return(view),
         Reply::Kpis(view) => Wire::Kpis(view),
         Reply::Routing(view) => Wire::Routing(view),
+        Reply::Shortages(page) => Wire::Shortages(page),
+        Reply::CommittedSettled { hold, units_committed } => {
+            Wire::CommittedSettled { hold, units_committed }
+        }
         Reply::Ticked { .. } | Reply::RoutingWeightsSet => {
             return Err(Error::new(ErrorCode::Unavailable, "internal tick reply reached a client"));
         }

@@ -177,7 +177,9 @@ pub fn place_order(order: &PlaceOrder) -> Checked {
     Ok(())
 }
 
-fn receipts(lines: &[ReturnReceipt]) -> Checked {
+/// A return's receipt lines: at least one, at most `LINES_PER_ORDER_MAX`, each a valid
+/// quantity with a damage reason where damaged.
+pub fn receipts(lines: &[ReturnReceipt]) -> Checked {
     if lines.is_empty() {
         return Err("a return receipt needs at least one line".into());
     }
@@ -202,7 +204,8 @@ pub fn page_limit(limit: u32) -> Checked {
     Ok(())
 }
 
-fn cell(sku: &str, location: &str) -> Checked {
+/// A cell named by its SKU and location code.
+pub fn cell(sku: &str, location: &str) -> Checked {
     text("sku", sku, SKU_BYTES_MAX)?;
     text("location code", location, LOCATION_CODE_BYTES_MAX)
 }
@@ -248,7 +251,9 @@ pub fn command(command: &Command) -> Checked {
             ttl_ms.map_or(Ok(()), ttl)
         }
         Command::ExtendHold { ttl_ms, .. } => ttl(*ttl_ms),
-        Command::ReleaseHold { lines: released, .. } => lines(released, true),
+        Command::ReleaseHold { lines: released, .. }
+        | Command::ConsumeCommitted { lines: released, .. }
+        | Command::ReleaseCommitted { lines: released, .. } => lines(released, true),
         Command::CommitHold { order_number, .. } => {
             text("order number", order_number, ORDER_NUMBER_BYTES_MAX)
         }
@@ -320,6 +325,12 @@ pub fn query(query: &Query) -> Checked {
         }
         Query::PickList { location, limit, .. } => {
             text("location code", location, LOCATION_CODE_BYTES_MAX)?;
+            page_limit(*limit)
+        }
+        Query::ShortagePage { after, limit } => {
+            if let Some(after) = after {
+                cell(&after.sku, &after.location)?;
+            }
             page_limit(*limit)
         }
         Query::Hold { .. }

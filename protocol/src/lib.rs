@@ -13,6 +13,7 @@ pub mod limits;
 pub mod message;
 pub mod model;
 pub mod order;
+mod permission;
 pub mod role;
 
 pub use codec::DecodeError;
@@ -23,8 +24,8 @@ pub use message::{
     Welcome,
 };
 pub use model::{
-    CellView, HoldId, HoldLineView, HoldState, HoldView, LineRequest, LocationKind, LocationSpec,
-    LocationView, Query, Resolution, ShippingCost,
+    CellKey, CellView, HoldId, HoldLineView, HoldState, HoldView, LineRequest, LocationKind,
+    LocationSpec, LocationView, Query, Resolution, ShippingCost, ShortagePage,
 };
 pub use role::Role;
 

@@ -65,3 +65,5 @@ pub const PAYMENT_REFERENCE_BYTES_MAX: usize = 64;
 pub const PRICE_MINOR_MAX: i64 = 1_000_000_000_000;
 /// Most entries one page of a paged query returns.
 pub const PAGE_LIMIT_MAX: u32 = 1_000;
+/// Most cells the unpaged `Query::Shortages` answers: its first page.
+pub const SHORTAGES_UNPAGED_MAX: u32 = PAGE_LIMIT_MAX;

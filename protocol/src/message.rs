@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::model::{
     CellView, HoldId, HoldLineView, HoldState, HoldView, LineRequest, LocationSpec, Query,
+    ShortagePage,
 };
 use crate::order::{
     DeliveryRequest, ItemQuantity, KpiView, OrderHoldReason, OrderId, OrderPage, OrderState,
@@ -238,6 +239,19 @@ pub enum Command {
         rma: ReturnId,
         order: PlaceOrder,
     },
+    /// The outside system shipped units of a hold committed by `CommitHold`: they leave
+    /// `on_hand` and `allocated` at their cells. Empty `lines` means every unit the hold
+    /// still commits.
+    ConsumeCommitted {
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    },
+    /// The outside order of a committed hold was cancelled: its units leave `allocated`
+    /// and are available again. Empty `lines` means every unit the hold still commits.
+    ReleaseCommitted {
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    },
 }
 
 impl Command {
@@ -271,6 +285,8 @@ impl Command {
             Command::ReceiveReturn { .. } => "receive_return",
             Command::RefundReturn { .. } => "refund_return",
             Command::ExchangeReturn { .. } => "exchange_return",
+            Command::ConsumeCommitted { .. } => "consume_committed",
+            Command::ReleaseCommitted { .. } => "release_committed",
         }
     }
 }
@@ -363,4 +379,12 @@ pub enum Reply {
     Kpis(Box<KpiView>),
     /// A routing decision.
     Routing(RoutingView),
+    /// A page of short cells (`Query::ShortagePage`).
+    Shortages(ShortagePage),
+    /// Units of a committed hold consumed or released; `units_committed` is what the
+    /// hold still commits (zero: every unit is settled).
+    CommittedSettled {
+        hold: HoldId,
+        units_committed: u64,
+    },
 }

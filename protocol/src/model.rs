@@ -81,7 +81,9 @@ pub enum Query {
     },
     /// Every location, in code order.
     Locations,
-    /// Every cell whose `available` is below zero.
+    /// The first cells whose `available` is below zero, in `ShortagePage`'s order: at
+    /// most `SHORTAGES_UNPAGED_MAX`. Kept for clients of the first release; a client that
+    /// must see every shortage pages with `ShortagePage`.
     Shortages,
     /// An order by id, with its shipments and routing decision.
     Order {
@@ -126,6 +128,26 @@ pub enum Query {
     HoldRouting {
         hold: HoldId,
     },
+    /// Cells whose available stock is below zero, by SKU then location code (bytewise):
+    /// those after `after` (the previous page's `next`), at most `limit`.
+    ShortagePage {
+        after: Option<CellKey>,
+        limit: u32,
+    },
+}
+
+/// A stock cell by name: the cursor of a shortage page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CellKey {
+    pub sku: String,
+    pub location: String,
+}
+
+/// One page of short cells; `next` is the cursor for the following page, if there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShortagePage {
+    pub cells: Vec<CellView>,
+    pub next: Option<CellKey>,
 }
 
 /// How a hold was resolved.

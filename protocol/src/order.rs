@@ -124,6 +124,9 @@ pub enum PaymentState {
     Captured,
     Failed,
     Refunded,
+    /// A return was refunded while the payment was only authorised: no money was taken,
+    /// so the authorisation is voided rather than refunded.
+    Voided,
 }
 
 impl PaymentState {
@@ -134,6 +137,7 @@ impl PaymentState {
             PaymentState::Captured => "captured",
             PaymentState::Failed => "failed",
             PaymentState::Refunded => "refunded",
+            PaymentState::Voided => "voided",
         }
     }
 }

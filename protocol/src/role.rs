@@ -1,16 +1,16 @@
-//! Roles (DESIGN §4) and what each may do; the server looks a token's role up in its
-//! configuration and asks [`Role::permits`] before a request reaches the engine.
+//! Roles (DESIGN §4): who a token or client certificate speaks for. What each role may
+//! send is decided in `permission.rs`, which sees both the roles and the messages; this
+//! module depends on neither, so the messages can name a role.
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Command, RequestBody};
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {
-    /// Holds (reserve, extend, release, commit), placing orders, payment events, and
-    /// every query.
+    /// Holds (reserve, extend, release, commit), releasing committed units, placing
+    /// orders, payment events, and every query.
     Checkout,
-    /// Shipment steps, short picks and return receipts, and every query.
+    /// Shipment steps, short picks, return receipts, consuming committed units, and
+    /// every query.
     Fulfilment,
     /// Everything, including locations and stock.
     Admin,
@@ -34,93 +34,10 @@ impl Role {
             .into_iter()
             .find(|role| role.name() == name)
     }
-
-    /// Whether this role may send `body`. Pings and queries are open to every role.
-    pub fn permits(self, body: &RequestBody) -> bool {
-        match body {
-            RequestBody::Ping | RequestBody::Query(_) => true,
-            RequestBody::Command { command, .. } => self.permits_command(command),
-        }
-    }
-
-    fn permits_command(self, command: &Command) -> bool {
-        match self {
-            Role::Admin => true,
-            Role::Checkout => matches!(
-                command,
-                Command::Reserve { .. }
-                    | Command::ExtendHold { .. }
-                    | Command::ReleaseHold { .. }
-                    | Command::CommitHold { .. }
-                    | Command::ReserveRouted { .. }
-                    | Command::PlaceOrder(_)
-                    | Command::RecordPayment { .. }
-            ),
-            Role::Fulfilment => matches!(
-                command,
-                Command::AdvanceShipment { .. }
-                    | Command::ShortPick { .. }
-                    | Command::ReceiveReturn { .. }
-            ),
-            Role::Read => false,
-        }
-    }
 }
 
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Query;
-
-    fn command(command: Command) -> RequestBody {
-        RequestBody::Command { idempotency_key: None, command }
-    }
-
-    #[test]
-    fn checkout_may_hold_but_not_receive_stock() {
-        let reserve = command(Command::Reserve { lines: vec![], ttl_ms: None });
-        let receive =
-            command(Command::Receive { sku: "S".into(), location: "L".into(), quantity: 1 });
-        assert!(Role::Checkout.permits(&reserve));
-        assert!(!Role::Checkout.permits(&receive));
-        assert!(Role::Admin.permits(&receive));
-    }
-
-    #[test]
-    fn read_and_fulfilment_may_query_but_not_hold() {
-        let reserve = command(Command::Reserve { lines: vec![], ttl_ms: None });
-        assert!(Role::Checkout.permits(&RequestBody::Query(Query::Kpis)));
-        for role in [Role::Read, Role::Fulfilment] {
-            assert!(role.permits(&RequestBody::Query(Query::Locations)));
-            assert!(role.permits(&RequestBody::Ping));
-            assert!(!role.permits(&reserve));
-        }
-    }
-
-    #[test]
-    fn fulfilment_may_move_shipments_but_not_place_orders() {
-        let advance = command(Command::AdvanceShipment {
-            shipment: 1,
-            step: crate::order::ShipmentStep::Release,
-        });
-        let cancel = command(Command::CancelOrder { order: 1, reason: "customer".into() });
-        assert!(Role::Fulfilment.permits(&advance));
-        assert!(!Role::Fulfilment.permits(&cancel));
-        assert!(!Role::Checkout.permits(&advance));
-        assert!(Role::Admin.permits(&cancel) && Role::Admin.permits(&advance));
-    }
-
-    #[test]
-    fn role_names_round_trip() {
-        for role in [Role::Checkout, Role::Fulfilment, Role::Admin, Role::Read] {
-            assert_eq!(Role::from_name(role.name()), Some(role));
-        }
-        assert_eq!(Role::from_name("root"), None);
     }
 }

@@ -10,9 +10,9 @@ use allot_protocol::order::{
     ShipmentView, Verdict,
 };
 use allot_protocol::{
-    CellView, ClientFrame, Command, Error, ErrorCode, Hello, HoldLineView, HoldState, HoldView,
-    LineRequest, LocationKind, LocationSpec, Query, Reply, Request, RequestBody, Resolution,
-    Response, Role, ServerFrame, ServerLimits, ShippingCost, Welcome,
+    CellKey, CellView, ClientFrame, Command, Error, ErrorCode, Hello, HoldLineView, HoldState,
+    HoldView, LineRequest, LocationKind, LocationSpec, Query, Reply, Request, RequestBody,
+    Resolution, Response, Role, ServerFrame, ServerLimits, ShippingCost, ShortagePage, Welcome,
 };
 use serde::Serialize;
 
@@ -96,6 +96,10 @@ const VECTOR_NAMES: &[&str] = &[
     "query_pick_list",
     "pick_list",
     "invalid_transition",
+    "consume_committed",
+    "committed_settled",
+    "query_shortage_page",
+    "shortages",
 ];
 
 fn request(id: u64, body: RequestBody) -> ClientFrame {
@@ -392,6 +396,39 @@ fn vector_message(name: &str) -> Option<Message> {
                 ErrorCode::InvalidTransition { from: "released".into() },
                 "invalid transition from state released",
             )),
+        )),
+        "consume_committed" => Client(command(
+            24,
+            Some("ship-17-1"),
+            Command::ConsumeCommitted {
+                hold: 17,
+                lines: vec![LineRequest { sku: tee(), location: ldn(), quantity: 2 }],
+            },
+        )),
+        "committed_settled" => {
+            Server(response(24, Ok(Reply::CommittedSettled { hold: 17, units_committed: 1 })))
+        }
+        "query_shortage_page" => Client(request(
+            25,
+            RequestBody::Query(Query::ShortagePage {
+                after: Some(CellKey { sku: "CAP-BLK".into(), location: "MAN-2".into() }),
+                limit: 100,
+            }),
+        )),
+        "shortages" => Server(response(
+            25,
+            Ok(Reply::Shortages(ShortagePage {
+                cells: vec![CellView {
+                    sku: tee(),
+                    location: ldn(),
+                    on_hand: 3,
+                    held: 4,
+                    allocated: 1,
+                    safety_stock: 0,
+                    available: -2,
+                }],
+                next: None,
+            })),
         )),
         _ => return None,
     })
@@ -795,6 +832,8 @@ fn every_variant_index_in_the_document_is_the_codes() {
         Command::ReceiveReturn { rma: 1, location: location(), lines: vec![] },
         Command::RefundReturn { rma: 1, amount_minor: 0 },
         Command::ExchangeReturn { rma: 1, order: sample_order() },
+        Command::ConsumeCommitted { hold: 1, lines: vec![] },
+        Command::ReleaseCommitted { hold: 1, lines: vec![] },
     ];
     let command_prefix = [&request_prefix[..], &[1, 0, 0, 0, 0]].concat();
     let count = variant_count(&command_prefix, client);
@@ -816,6 +855,7 @@ fn every_variant_index_in_the_document_is_the_codes() {
         Query::Return { rma: 1 },
         Query::Kpis,
         Query::HoldRouting { hold: 1 },
+        Query::ShortagePage { after: None, limit: 1 },
     ];
     let query_prefix = [&request_prefix[..], &[2, 0, 0, 0]].concat();
     let count = variant_count(&query_prefix, client);
@@ -861,6 +901,8 @@ fn every_variant_index_in_the_document_is_the_codes() {
         Reply::Return(Box::new(sample_return_view())),
         Reply::Kpis(Box::new(sample_kpis())),
         Reply::Routing(sample_order_view().routing),
+        Reply::Shortages(allot_protocol::ShortagePage { cells: vec![], next: None }),
+        Reply::CommittedSettled { hold: 1, units_committed: 0 },
     ];
     let ok_prefix = [&response_prefix[..], &[0, 0, 0, 0]].concat();
     let count = variant_count(&ok_prefix, server);
@@ -1044,6 +1086,7 @@ fn check_order_variants(
         PaymentState::Captured,
         PaymentState::Failed,
         PaymentState::Refunded,
+        PaymentState::Voided,
     ];
     let count = variant_count(&payment_prefix, server);
     check_variants(document, "PaymentState", &samples, count, failures);

@@ -103,8 +103,20 @@ fn every_hold_operation_works_through_the_client() {
 
         let again = client.commit_hold(placed.hold, "ORDER-1").await.unwrap_err();
         assert_eq!(server_code(again), ErrorCode::AlreadyResolved { how: Resolution::Committed });
+
+        // The outside order system ships one unit and cancels the rest.
+        let left =
+            client.consume_committed(placed.hold, vec![line("TEE", "LDN", 1)]).await.unwrap();
+        assert_eq!(left, 2);
+        let cell = client.cell("TEE", "LDN").await.unwrap();
+        assert_eq!((cell.on_hand, cell.allocated, cell.available), (9, 1, 8));
+        assert_eq!(client.release_committed(placed.hold, vec![]).await.unwrap(), 0);
+        let cell = client.cell("CAP", "LDN").await.unwrap();
+        assert_eq!((cell.on_hand, cell.allocated, cell.available), (5, 0, 5));
+        let twice = client.consume_committed(placed.hold, vec![]).await.unwrap_err();
+        assert_eq!(server_code(twice), ErrorCode::InvalidTransition { from: "settled".into() });
         let too_many = client.reserve(vec![line("CAP", "LDN", 9)], None).await.unwrap_err();
-        assert_eq!(server_code(too_many), ErrorCode::InsufficientStock { line: 0, available: 4 });
+        assert_eq!(server_code(too_many), ErrorCode::InsufficientStock { line: 0, available: 5 });
         let missing = client.hold(999_999).await.unwrap_err();
         assert_eq!(server_code(missing), ErrorCode::NotFound);
         let zero = client.reserve(vec![line("CAP", "LDN", 0)], None).await.unwrap_err();

@@ -115,6 +115,9 @@ struct ModelHold {
     created_at_ms: u64,
     expires_at_ms: u64,
     resolved_at_ms: Option<u64>,
+    /// When the hold's retention started: at release or expiry, and for a hold committed
+    /// outside allot only once every committed unit was consumed or released.
+    kept_from_ms: Option<u64>,
     order_number: Option<String>,
 }
 
@@ -255,6 +258,8 @@ impl Model {
                 Ok(Reply::HoldExtended { hold: *hold, expires_at_ms })
             }
             Command::ReleaseHold { hold, lines } => self.release(*hold, lines, now),
+            Command::ConsumeCommitted { hold, lines } => self.settle(*hold, lines, true, now),
+            Command::ReleaseCommitted { hold, lines } => self.settle(*hold, lines, false, now),
             Command::CommitHold { hold, order_number } => {
                 self.live_hold(*hold, now)?;
                 if !text_ok(order_number, 64) {
@@ -289,11 +294,12 @@ impl Model {
                     let hold = self.holds.get_mut(&id).expect("due");
                     hold.state = HoldState::Resolved(Resolution::Expired);
                     hold.resolved_at_ms = Some(now);
+                    hold.kept_from_ms = Some(now);
                     self.counters.holds_expired += 1;
                     expired += 1;
                 }
                 self.holds.retain(|_, hold| {
-                    hold.resolved_at_ms.is_none_or(|at| at + RESOLVED_KEPT_MS > now)
+                    hold.kept_from_ms.is_none_or(|at| at + RESOLVED_KEPT_MS > now)
                 });
                 self.keys.retain(|_, (_, _, at)| *at + KEY_KEPT_MS > now);
                 Ok(Reply::Ticked { expired })
@@ -349,12 +355,85 @@ impl Model {
                 created_at_ms: now,
                 expires_at_ms,
                 resolved_at_ms: None,
+                kept_from_ms: None,
                 order_number: None,
             },
         );
         self.issued.push(id);
         self.counters.holds_placed += 1;
         Ok(Reply::HoldPlaced { hold: id, expires_at_ms })
+    }
+
+    /// Consumes (shipped) or releases (cancelled) units of a hold committed outside.
+    fn settle(&mut self, id: u64, lines: &[LineRequest], consume: bool, now: u64) -> Outcome {
+        let hold = self.holds.get(&id).ok_or_else(not_found)?;
+        let from = |state: &str| EngineError::InvalidTransition { from: state.into() };
+        match hold.state {
+            HoldState::Held => return Err(from("held")),
+            HoldState::Resolved(Resolution::Committed) if hold.lines.is_empty() => {
+                return Err(from("settled"));
+            }
+            HoldState::Resolved(Resolution::Committed) => {}
+            HoldState::Resolved(how) => return Err(EngineError::AlreadyResolved { how }),
+        }
+        let wanted = self.wanted(&hold.lines, lines)?;
+        let wanted: BTreeMap<usize, u32> = if lines.is_empty() {
+            hold.lines.iter().enumerate().map(|(index, line)| (index, line.2)).collect()
+        } else {
+            wanted
+        };
+        for (index, units) in &wanted {
+            let (sku, location, _) = &hold.lines[*index];
+            let on_hand = self.cells.get(&(sku.clone(), location.clone())).map_or(0, |c| c.on_hand);
+            if consume && on_hand < i64::from(*units) {
+                return Err(invalid());
+            }
+        }
+        for (index, units) in &wanted {
+            let (sku, location, _) = self.holds[&id].lines[*index].clone();
+            let cell = self.cell_mut(&sku, &location);
+            cell.allocated -= i64::from(*units);
+            if consume {
+                cell.on_hand -= i64::from(*units);
+            }
+            self.holds.get_mut(&id).expect("committed").lines[*index].2 -= units;
+        }
+        let hold = self.holds.get_mut(&id).expect("committed");
+        hold.lines.retain(|line| line.2 > 0);
+        let units_committed: u64 = hold.lines.iter().map(|line| u64::from(line.2)).sum();
+        if units_committed == 0 {
+            hold.kept_from_ms = Some(now);
+        }
+        Ok(Reply::CommittedSettled { hold: id, units_committed })
+    }
+
+    /// Units asked of each of `held`'s lines (by index), checked as the engine checks a
+    /// partial release.
+    fn wanted(
+        &self,
+        held: &[(String, String, u32)],
+        lines: &[LineRequest],
+    ) -> Result<BTreeMap<usize, u32>, EngineError> {
+        if lines.len() > LINES_MAX {
+            return Err(invalid());
+        }
+        let mut wanted: BTreeMap<usize, u32> = BTreeMap::new();
+        for line in lines {
+            if line.quantity == 0 || line.quantity > LINE_QUANTITY_MAX {
+                return Err(invalid());
+            }
+            if !self.skus.contains(&line.sku) || !self.locations.contains_key(&line.location) {
+                return Err(not_found());
+            }
+            let index = (held.iter())
+                .position(|(sku, location, _)| *sku == line.sku && *location == line.location)
+                .ok_or_else(invalid)?;
+            *wanted.entry(index).or_default() += line.quantity;
+        }
+        if wanted.iter().any(|(index, units)| *units > held[*index].2) {
+            return Err(invalid());
+        }
+        Ok(wanted)
     }
 
     fn release(&mut self, id: u64, lines: &[LineRequest], now: u64) -> Outcome {
@@ -386,6 +465,7 @@ impl Model {
             let hold = self.holds.get_mut(&id).expect("live");
             hold.state = HoldState::Resolved(Resolution::Released);
             hold.resolved_at_ms = Some(now);
+            hold.kept_from_ms = Some(now);
             self.counters.holds_released += 1;
             let state = HoldState::Resolved(Resolution::Released);
             return Ok(Reply::HoldReleased { hold: id, state, units_held: 0 });
@@ -552,6 +632,13 @@ enum Op {
         pick: usize,
         order: usize,
     },
+    /// Consume or release units of a committed hold.
+    Settle {
+        pick: usize,
+        parts: Vec<(usize, Part)>,
+        foreign: Option<(usize, usize)>,
+        consume: bool,
+    },
     Deactivate {
         location: usize,
     },
@@ -689,6 +776,9 @@ fn hold_op() -> impl Strategy<Value = Op> {
     let foreign = (0..10u8, sku(), location())
         .prop_map(|(kind, sku, location)| (kind == 0).then_some((sku, location)));
     let order = (0..13usize).prop_map(|n| if n == 12 { 3 } else { n % 3 });
+    let parts_settled = vec((0..4usize, part()), 0..=3);
+    let foreign_settled = (0..10u8, sku(), location())
+        .prop_map(|(kind, sku, location)| (kind == 0).then_some((sku, location)));
     prop_oneof![
         14 => (vec(line(), 1..=4), shape(), hold_ttl())
             .prop_map(|(lines, shape, ttl_ms)| Op::Reserve { lines, shape, ttl_ms }),
@@ -696,6 +786,9 @@ fn hold_op() -> impl Strategy<Value = Op> {
         5 => (hold_pick(), parts, foreign)
             .prop_map(|(pick, parts, foreign)| Op::Release { pick, parts, foreign }),
         4 => (hold_pick(), order).prop_map(|(pick, order)| Op::Commit { pick, order }),
+        4 => (hold_pick(), parts_settled, foreign_settled, any::<bool>()).prop_map(
+            |(pick, parts, foreign, consume)| Op::Settle { pick, parts, foreign, consume }
+        ),
         6 => advance().prop_map(|advance_ms| Op::Tick { advance_ms }),
         2 => any::<Index>().prop_map(|pick| Op::Repeat { pick }),
     ]
@@ -846,29 +939,17 @@ impl Harness {
             }
             Op::Release { pick, parts, foreign } => {
                 let hold = self.pick_hold(*pick);
-                let held = model.holds.get(&hold).map(|hold| hold.lines.clone());
-                let held = held.unwrap_or_else(|| vec![("s0".into(), "L0".into(), 1)]);
-                let mut lines: Vec<LineRequest> = (parts.iter())
-                    .map(|(index, part)| {
-                        let (sku, location, quantity) = held[index % held.len()].clone();
-                        let quantity = match part {
-                            Part::Zero => 0,
-                            Part::Some(n) => 1 + n % quantity,
-                            Part::Whole => quantity,
-                            Part::OverWhole => quantity + 1,
-                        };
-                        LineRequest { sku, location, quantity }
-                    })
-                    .collect();
-                if let Some((sku, location)) = foreign {
-                    let sku = SKUS[*sku].into();
-                    lines.push(LineRequest {
-                        sku,
-                        location: LOCATIONS[*location].into(),
-                        quantity: 1,
-                    });
-                }
+                let lines = self.part_lines(model, hold, parts, foreign);
                 Command::ReleaseHold { hold, lines }
+            }
+            Op::Settle { pick, parts, foreign, consume } => {
+                let hold = self.pick_hold(*pick);
+                let lines = self.part_lines(model, hold, parts, foreign);
+                if *consume {
+                    Command::ConsumeCommitted { hold, lines }
+                } else {
+                    Command::ReleaseCommitted { hold, lines }
+                }
             }
             Op::Commit { pick, order } => {
                 let order_number =
@@ -895,6 +976,36 @@ impl Harness {
             (_, key) => key.map(key_name),
         };
         Some(Request { idempotency_key: key, command })
+    }
+
+    /// Request lines naming parts of `hold`'s lines (whole, some, none or too many units),
+    /// and now and then a line of a cell it does not have.
+    fn part_lines(
+        &self,
+        model: &Model,
+        hold: u64,
+        parts: &[(usize, Part)],
+        foreign: &Option<(usize, usize)>,
+    ) -> Vec<LineRequest> {
+        let held = model.holds.get(&hold).map(|hold| hold.lines.clone()).unwrap_or_default();
+        let held = if held.is_empty() { vec![("s0".into(), "L0".into(), 1)] } else { held };
+        let mut lines: Vec<LineRequest> = (parts.iter())
+            .map(|(index, part)| {
+                let (sku, location, quantity) = held[index % held.len()].clone();
+                let quantity = match part {
+                    Part::Zero => 0,
+                    Part::Some(n) => 1 + n % quantity,
+                    Part::Whole => quantity,
+                    Part::OverWhole => quantity + 1,
+                };
+                LineRequest { sku, location, quantity }
+            })
+            .collect();
+        if let Some((sku, location)) = foreign {
+            let sku = SKUS[*sku].into();
+            lines.push(LineRequest { sku, location: LOCATIONS[*location].into(), quantity: 1 });
+        }
+        lines
     }
 
     /// Half the time a hold the model still holds, else a recent one whatever its state;
@@ -1099,6 +1210,8 @@ proptest! {
                     | Command::ExtendHold { .. }
                     | Command::ReleaseHold { .. }
                     | Command::CommitHold { .. }
+                    | Command::ConsumeCommitted { .. }
+                    | Command::ReleaseCommitted { .. }
             );
             if !(hold_change && record.applied.changed) {
                 continue;

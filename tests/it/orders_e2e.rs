@@ -927,7 +927,11 @@ fn a_return_is_received_resellable_and_damaged_at_a_location_then_refunded_or_ex
             (record.received_at.as_deref(), record.damage_reasons),
             (Some("MAN"), vec!["torn".to_owned()])
         );
-        assert_eq!(order_view(&client, id).await.payment, PaymentState::Refunded);
+        assert_eq!(
+            order_view(&client, id).await.payment,
+            PaymentState::Voided,
+            "the payment was only authorised: refunding the return voids it"
+        );
         assert_eq!(refused(&client, refund(1)).await, transition("refunded"));
 
         // An exchange: the returned unit comes back resellable, a new linked order goes out.

@@ -53,6 +53,8 @@ pub enum Outcome {
 pub struct Tally {
     pub holds_acked: u64,
     pub commits_acked: u64,
+    /// `checkout`: committed holds acknowledged as shipped by the outside order system.
+    pub consumes_acked: u64,
     pub releases_acked: u64,
     /// Holds left to expire, or found expired.
     pub expiries: u64,
@@ -89,6 +91,7 @@ impl std::ops::AddAssign for Tally {
     fn add_assign(&mut self, other: Tally) {
         self.holds_acked += other.holds_acked;
         self.commits_acked += other.commits_acked;
+        self.consumes_acked += other.consumes_acked;
         self.releases_acked += other.releases_acked;
         self.expiries += other.expiries;
         self.unknown_outcomes += other.unknown_outcomes;
@@ -184,6 +187,30 @@ impl Ledger {
             cell.allocated += i64::from(UNITS_PER_LINE);
         }
         self.sample(hold, Outcome::Resolved(Resolution::Committed));
+    }
+
+    /// A committed hold's units were shipped by the outside order system: they left
+    /// `allocated` and `on_hand`.
+    pub fn consumed(&mut self, _hold: HoldId, lines: &[CellPick]) {
+        self.tally.consumes_acked += 1;
+        for &pick in lines {
+            let cell = self.cell(pick);
+            cell.allocated -= i64::from(UNITS_PER_LINE);
+            cell.on_hand -= i64::from(UNITS_PER_LINE);
+        }
+    }
+
+    /// A shipment of committed units went unanswered: they may have left `allocated`
+    /// and `on_hand`, or may still be there.
+    pub fn consume_unknown(&mut self, lines: &[CellPick]) {
+        self.tally.unknown_outcomes += 1;
+        for &pick in lines {
+            let cell = self.cell(pick);
+            cell.allocated -= i64::from(UNITS_PER_LINE);
+            cell.allocated_unknown += u64::from(UNITS_PER_LINE);
+            cell.on_hand -= i64::from(UNITS_PER_LINE);
+            cell.on_hand_unknown += u64::from(UNITS_PER_LINE);
+        }
     }
 
     pub fn released(&mut self, hold: HoldId, lines: &[CellPick]) {

@@ -18,6 +18,11 @@ use crate::{Catalogue, CellPick, Rng, draw_checkout_cart_size};
 /// DESIGN §6 `checkout`: what becomes of a hold. The rest (10 %) is left to expire.
 pub const CHECKOUT_COMMIT_SHARE: f64 = 0.7;
 pub const CHECKOUT_RELEASE_SHARE: f64 = 0.2;
+/// `checkout`: committed holds the outside order system has not shipped yet. Past this
+/// many, the oldest is shipped (`ConsumeCommitted`) as the next cart is drawn, so the
+/// committed units leave `on_hand` and `allocated` some carts later, as they would
+/// after an order's picking, and hot cells stop draining.
+pub const CHECKOUT_UNSHIPPED_COMMITS_MAX: usize = 8;
 /// Holds a `flash-sale` buyer tries before giving up.
 pub const FLASH_SALE_ATTEMPTS_MAX: u32 = 8;
 
@@ -109,6 +114,11 @@ pub enum Note {
         sku: u32,
         attempts: u32,
     },
+    /// A `checkout` hold committed earlier, shipped by the outside order system.
+    Ship {
+        hold: HoldId,
+        lines: Vec<CellPick>,
+    },
     /// A `lifecycle` order's step; `order` is the flow's own number for it.
     Order {
         order: u64,
@@ -176,6 +186,7 @@ pub fn flow(
         WorkloadKind::Hold => Box::new(HoldFlow { base, winding_down: false }),
         WorkloadKind::Checkout => Box::new(CheckoutFlow {
             base,
+            unshipped: VecDeque::new(),
             reads_per_hold: settings.reads_per_hold,
             ready: VecDeque::new(),
             orders: 0,
@@ -286,6 +297,8 @@ fn hold_answered(
 /// expire (10 %).
 struct CheckoutFlow {
     base: Base,
+    /// Holds whose commit was acknowledged and that are not shipped yet, oldest first.
+    unshipped: VecDeque<(HoldId, Vec<CellPick>)>,
     reads_per_hold: usize,
     ready: VecDeque<Outgoing>,
     orders: u64,
@@ -294,6 +307,15 @@ struct CheckoutFlow {
 
 impl CheckoutFlow {
     fn draw_cart(&mut self) {
+        if self.unshipped.len() > CHECKOUT_UNSHIPPED_COMMITS_MAX {
+            let (hold, lines) = self.unshipped.pop_front().expect("more than the maximum");
+            let body = command(Command::ConsumeCommitted { hold, lines: vec![] });
+            self.ready.push_back(Outgoing {
+                kind: Kind::Step,
+                body,
+                note: Note::Ship { hold, lines },
+            });
+        }
         let base = &mut self.base;
         for _ in 0..self.reads_per_hold {
             let sku = base.catalogue.draw_popular_sku(&mut base.rng) as u32;
@@ -348,8 +370,12 @@ impl Flow for CheckoutFlow {
                 }
             }
             Note::Resolve { hold, lines, expires_at_ms, fate } => {
-                resolve_answered(hold, &lines, expires_at_ms, fate, answer, ledger);
+                let committed = resolve_answered(hold, &lines, expires_at_ms, fate, answer, ledger);
+                if committed {
+                    self.unshipped.push_back((hold, lines));
+                }
             }
+            Note::Ship { hold, lines } => shipped_answered(hold, &lines, answer, ledger),
             Note::Read | Note::BuyerHolds { .. } | Note::BuyerLooks { .. } | Note::Order { .. } => {
             }
         }
@@ -362,11 +388,29 @@ impl Flow for CheckoutFlow {
     fn wind_down(&mut self) {
         // Reads and holds not sent yet are dropped; commits and releases still go.
         self.winding_down = true;
-        self.ready.retain(|outgoing| matches!(outgoing.note, Note::Resolve { .. }));
+        self.ready
+            .retain(|outgoing| matches!(outgoing.note, Note::Resolve { .. } | Note::Ship { .. }));
     }
 }
 
-/// Books the answer to a commit or release of a placed hold.
+/// Books the answer to shipping a committed hold's units.
+fn shipped_answered(hold: HoldId, lines: &[CellPick], answer: &Answer, ledger: &mut Ledger) {
+    match answer {
+        Ok(Reply::CommittedSettled { .. }) => ledger.consumed(hold, lines),
+        // Only a retry of our own shipment can find the hold settled.
+        Err(ClientError::Server(error))
+            if error.code == (ErrorCode::InvalidTransition { from: "settled".into() }) =>
+        {
+            ledger.consumed(hold, lines);
+        }
+        Err(error) if error.is_outcome_unknown() => ledger.consume_unknown(lines),
+        // Refused: nothing changed, the units stay allocated.
+        _ => {}
+    }
+}
+
+/// Books the answer to a commit or release of a placed hold; says whether the hold is
+/// known to be committed.
 fn resolve_answered(
     hold: HoldId,
     lines: &[CellPick],
@@ -374,15 +418,19 @@ fn resolve_answered(
     fate: Fate,
     answer: &Answer,
     ledger: &mut Ledger,
-) {
+) -> bool {
     match answer {
-        Ok(Reply::HoldCommitted { .. }) => ledger.committed(hold, lines),
+        Ok(Reply::HoldCommitted { .. }) => {
+            ledger.committed(hold, lines);
+            return true;
+        }
         Ok(Reply::HoldReleased { .. }) => ledger.released(hold, lines),
         Err(ClientError::Server(error))
             if error.code == (ErrorCode::AlreadyResolved { how: Resolution::Committed }) =>
         {
             // Only a retry of our own commit can find it committed.
             ledger.committed(hold, lines);
+            return true;
         }
         Err(ClientError::Server(error))
             if error.code == (ErrorCode::AlreadyResolved { how: Resolution::Released }) =>
@@ -398,6 +446,7 @@ fn resolve_answered(
         // Expired first, or refused: the hold is (or will be) expired.
         _ => ledger.expires(hold, lines, expires_at_ms),
     }
+    false
 }
 
 /// `flash-sale`: every buyer wants one unit of a hot SKU and tries a random location
@@ -498,7 +547,11 @@ impl Flow for FlashSaleFlow {
             Note::BuyerLooks { buyer, sku, attempts } => {
                 self.looked(buyer, sku, attempts, answer, ledger);
             }
-            Note::Hold { .. } | Note::Read | Note::Resolve { .. } | Note::Order { .. } => {}
+            Note::Hold { .. }
+            | Note::Read
+            | Note::Resolve { .. }
+            | Note::Ship { .. }
+            | Note::Order { .. } => {}
         }
     }
 
@@ -557,6 +610,9 @@ mod tests {
                 RequestBody::Command { command: Command::CommitHold { hold, .. }, .. } => {
                     Reply::HoldCommitted { hold: *hold }
                 }
+                RequestBody::Command {
+                    command: Command::ConsumeCommitted { hold, .. }, ..
+                } => Reply::CommittedSettled { hold: *hold, units_committed: 0 },
                 RequestBody::Command { command: Command::ReleaseHold { hold, .. }, .. } => {
                     Reply::HoldReleased {
                         hold: *hold,
@@ -638,6 +694,39 @@ mod tests {
             .collect();
         assert!(lines.iter().all(|&count| (1..=5).contains(&count)));
         assert!((1..=5).all(|size| lines.contains(&size)), "every cart size occurs");
+    }
+
+    #[test]
+    fn checkout_ships_every_committed_hold_but_the_last_few_so_allocated_does_not_grow() {
+        let (sent, ledger) = drive(&settings("checkout", 1), 0, 60_000);
+        let committed: Vec<HoldId> = (sent.iter())
+            .filter_map(|body| match body {
+                RequestBody::Command { command: Command::CommitHold { hold, .. }, .. } => {
+                    Some(*hold)
+                }
+                _ => None,
+            })
+            .collect();
+        let shipped: Vec<HoldId> = (sent.iter())
+            .filter_map(|body| match body {
+                RequestBody::Command {
+                    command: Command::ConsumeCommitted { hold, lines }, ..
+                } => {
+                    assert!(lines.is_empty(), "a shipment takes every committed unit");
+                    Some(*hold)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(committed.len() > 1_000, "{}", committed.len());
+        assert_eq!(shipped, committed[..shipped.len()], "shipped oldest first, each once");
+        let unshipped = committed.len() - shipped.len();
+        assert!(unshipped <= CHECKOUT_UNSHIPPED_COMMITS_MAX + 1, "{unshipped} waiting");
+        assert_eq!(ledger.tally.consumes_acked, shipped.len() as u64);
+        // What is still allocated anywhere is the few holds waiting to ship.
+        let allocated: i64 = ledger.cells.values().map(|expect| expect.allocated).sum();
+        let units_max = (unshipped * crate::CHECKOUT_CART_LINES_MAX) as i64;
+        assert!((0..=units_max * i64::from(UNITS_PER_LINE)).contains(&allocated), "{allocated}");
     }
 
     #[test]

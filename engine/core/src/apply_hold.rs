@@ -121,7 +121,7 @@ impl State {
     ) -> Outcome {
         let hold = self.live_hold(id, now_ms)?;
         let units_held = hold.units();
-        let releases = self.releases_for(hold, lines)?;
+        let releases = self.releases_for(hold, lines, "releasing")?;
         let released: u64 = releases.iter().map(|(_, units)| u64::from(*units)).sum();
         if lines.is_empty() || released == units_held {
             self.free_hold(id, Resolution::Released, now_ms);
@@ -152,7 +152,7 @@ impl State {
             *self.committed_outside.entry((line.sku, line.location)).or_default() +=
                 u64::from(line.quantity);
         }
-        self.holds.resolve(id, Resolution::Committed, now_ms);
+        self.holds.commit_outside(id, now_ms);
         self.counters.holds_committed += 1;
         Ok(Reply::HoldCommitted { hold: id })
     }
@@ -221,12 +221,14 @@ impl State {
         position.expect("merged lines come from request lines") as u32
     }
 
-    /// For a partial release: (hold line index, units) per request line, checked against
-    /// what each hold line holds. Empty `lines` means everything.
-    fn releases_for(
+    /// For a partial release (or settlement of committed units, `verb` saying which):
+    /// (hold line index, units) per request line, checked against what each hold line
+    /// has. Empty `lines` answers an empty list; the caller takes it as everything.
+    pub(crate) fn releases_for(
         &self,
         hold: &Hold,
         lines: &[LineRequest],
+        verb: &str,
     ) -> Result<Vec<(usize, u32)>, EngineError> {
         if lines.len() > LINES_PER_HOLD_MAX {
             return Err(invalid(format!("{} lines, over {LINES_PER_HOLD_MAX}", lines.len())));
@@ -254,9 +256,7 @@ impl State {
         for (index, units) in &releases {
             let held = hold.lines[*index].quantity;
             if *units > held {
-                return Err(invalid(format!(
-                    "releasing {units} units of a line that holds {held}"
-                )));
+                return Err(invalid(format!("{verb} {units} units of a line that holds {held}")));
             }
         }
         Ok(releases)

@@ -3,14 +3,11 @@
 
 use allot_protocol::check;
 
-use super::command::{
-    Command, DeliveryRequest, ItemQuantity, OrderHoldReason, PlaceOrder, ShipmentStep,
-};
+use super::command::{DeliveryRequest, ItemQuantity, OrderHoldReason, PlaceOrder};
 use super::ids::{HoldId, LocationId, SkuId, fingerprint};
 use super::limits::{
-    BACKORDERS_FILLED_PER_ARRIVAL_MAX, CARRIER_BYTES_MAX, ORDERS_MAX, PAYMENT_REFERENCE_BYTES_MAX,
-    REASON_BYTES_MAX, ROUTING_ASSESSMENTS_KEPT_MAX, SHIPMENTS_MAX, SHIPMENTS_PER_ORDER_MAX,
-    TRACKING_BYTES_MAX,
+    BACKORDERS_FILLED_PER_ARRIVAL_MAX, ORDERS_MAX, ROUTING_ASSESSMENTS_KEPT_MAX, SHIPMENTS_MAX,
+    SHIPMENTS_PER_ORDER_MAX,
 };
 use super::order::{Decision, Order, OrderDelivery, OrderLineRecord, Shipment, ShipmentLine};
 use super::order_state::PaymentState;
@@ -552,30 +549,6 @@ impl State {
         let state = self.orders.refresh(id);
         Reply::OrderChanged { order: id, state }
     }
-}
-
-/// The free text and amounts of an order command that its handler only stores or passes
-/// on (payment amount and reference, notes, reasons, carrier and tracking): checked
-/// here, before the handler runs, so a malformed one is refused and never logged.
-pub(crate) fn check_free_text(command: &Command) -> Result<(), EngineError> {
-    let reason = |text: &str| check::text("reason", text, REASON_BYTES_MAX);
-    let checked = match command {
-        Command::RecordPayment { amount_minor, reference, .. } => {
-            check::amount("payment amount", *amount_minor).and_then(|()| {
-                check::text("payment reference", reference, PAYMENT_REFERENCE_BYTES_MAX)
-            })
-        }
-        Command::HoldOrder { note, .. } => check::text("note", note, REASON_BYTES_MAX),
-        Command::AdvanceShipment { step: ShipmentStep::Ship { carrier, tracking }, .. } => {
-            check::text("carrier", carrier, CARRIER_BYTES_MAX)
-                .and_then(|()| check::text("tracking number", tracking, TRACKING_BYTES_MAX))
-        }
-        Command::CancelOrder { reason: text, .. }
-        | Command::CancelShipment { reason: text, .. }
-        | Command::CancelOrderLines { reason: text, .. } => reason(text),
-        _ => Ok(()),
-    };
-    checked.map_err(invalid)
 }
 
 /// Request lines summed per SKU, in order of first appearance; `sku` resolves a SKU

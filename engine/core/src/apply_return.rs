@@ -84,16 +84,11 @@ impl State {
     ) -> Outcome {
         let record = self.return_in(id, ReturnState::Authorised)?;
         let location = self.location_id(location)?;
-        if receipts.is_empty() {
-            return Err(invalid("a return receipt needs at least one line"));
-        }
+        // The same check the server makes: an embedding program reaches this directly,
+        // and the line count bounds every sum below far from overflowing a counter.
+        check::receipts(receipts).map_err(invalid)?;
         let mut received: Vec<(SkuId, u32)> = Vec::with_capacity(receipts.len());
         for receipt in receipts {
-            check::quantity("returned quantity", receipt.quantity).map_err(invalid)?;
-            if let ReturnCondition::Damaged { reason } = &receipt.condition {
-                check::text("damage reason", reason, allot_protocol::limits::REASON_BYTES_MAX)
-                    .map_err(invalid)?;
-            }
             let sku = self.sku_id(&receipt.sku)?;
             match received.iter_mut().find(|(known, _)| *known == sku) {
                 Some((_, units)) => *units += receipt.quantity,
@@ -160,9 +155,10 @@ impl State {
                 "refund of {amount_minor} is over the {refundable} returned"
             )));
         }
+        let payment = payment_after_refund(order.payment)?;
         let order_id = order.id;
         self.orders.return_mut(id).refunded_minor = amount_minor;
-        self.orders.order_mut(order_id).payment = PaymentState::Refunded;
+        self.orders.order_mut(order_id).payment = payment;
         self.orders.refresh(order_id);
         self.move_return(id, ReturnState::Refunded, now_ms)
     }
@@ -230,4 +226,15 @@ fn refundable_minor(order: &Order, record: &Return) -> i64 {
             i64::from(line.resellable + line.damaged) * price
         })
         .sum()
+}
+
+/// The payment state after refunding a return. Money is refunded only once it was taken:
+/// an authorisation never captured is voided instead, and a payment that was never good
+/// (pending, failed) has nothing to give back.
+fn payment_after_refund(payment: PaymentState) -> Result<PaymentState, EngineError> {
+    match payment {
+        PaymentState::Captured | PaymentState::Refunded => Ok(PaymentState::Refunded),
+        PaymentState::Authorised | PaymentState::Voided => Ok(PaymentState::Voided),
+        PaymentState::Pending | PaymentState::Failed => Err(transition(payment.name())),
+    }
 }

@@ -173,6 +173,18 @@ pub enum Command {
         rma: ReturnId,
         order: PlaceOrder,
     },
+    /// The outside system shipped units of a hold committed by `CommitHold`: they leave
+    /// `on_hand` and `allocated`. Empty `lines` means every unit still committed.
+    ConsumeCommitted {
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    },
+    /// The outside order of a committed hold was cancelled: its units leave `allocated`
+    /// and are available again. Empty `lines` means every unit still committed.
+    ReleaseCommitted {
+        hold: HoldId,
+        lines: Vec<LineRequest>,
+    },
 }
 
 impl Command {
@@ -208,6 +220,8 @@ impl Command {
             Command::ReceiveReturn { .. } => "receive_return",
             Command::RefundReturn { .. } => "refund_return",
             Command::ExchangeReturn { .. } => "exchange_return",
+            Command::ConsumeCommitted { .. } => "consume_committed",
+            Command::ReleaseCommitted { .. } => "release_committed",
         }
     }
 }
@@ -268,6 +282,8 @@ impl From<allot_protocol::Command> for Command {
             }
             Wire::RefundReturn { rma, amount_minor } => Command::RefundReturn { rma, amount_minor },
             Wire::ExchangeReturn { rma, order } => Command::ExchangeReturn { rma, order },
+            Wire::ConsumeCommitted { hold, lines } => Command::ConsumeCommitted { hold, lines },
+            Wire::ReleaseCommitted { hold, lines } => Command::ReleaseCommitted { hold, lines },
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Cart holds: the hold table, the expiry wheel and the retention queue of resolved holds.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,11 @@ pub struct HoldTable {
     /// Routing decisions of holds placed without locations, kept while the hold is, so
     /// an order converting it records why its stock is where it is.
     pub routed: BTreeMap<HoldId, Decision>,
+    /// Holds committed by `CommitHold` to orders outside allot whose units are not yet
+    /// all consumed or released. They are kept (not queued for forgetting) until then,
+    /// because their lines say what is still committed. Derived: on load, the committed
+    /// holds missing from `resolved`.
+    pub outside: BTreeSet<HoldId>,
 }
 
 impl Default for HoldTable {
@@ -66,6 +71,7 @@ impl Default for HoldTable {
             expiry: ExpiryWheel::default(),
             resolved: VecDeque::new(),
             routed: BTreeMap::new(),
+            outside: BTreeSet::new(),
         }
     }
 }
@@ -78,6 +84,33 @@ impl HoldTable {
         hold.state = HoldState::Resolved(how);
         hold.resolved_at_ms = Some(now_ms);
         self.resolved.push_back((now_ms, id));
+    }
+
+    /// Marks a hold committed outside allot; it is kept until every unit is settled.
+    pub fn commit_outside(&mut self, id: HoldId, now_ms: u64) {
+        let hold = self.holds.get_mut(&id).expect("commit is called on a known hold");
+        assert_eq!(hold.state, HoldState::Held, "only a live hold is committed");
+        hold.state = HoldState::Resolved(Resolution::Committed);
+        hold.resolved_at_ms = Some(now_ms);
+        self.outside.insert(id);
+    }
+
+    /// Every committed unit of an outside hold was consumed or released: it is kept
+    /// for its retention (to answer a second settlement precisely), then forgotten.
+    pub fn settled(&mut self, id: HoldId, now_ms: u64) {
+        assert!(self.outside.remove(&id), "only an outside hold is settled");
+        assert!(self.holds[&id].lines.is_empty(), "a settled hold commits nothing");
+        self.resolved.push_back((now_ms, id));
+    }
+
+    /// Rebuilds `outside` after loading: committed holds not queued for forgetting.
+    pub fn rebuild_outside(&mut self) {
+        let queued: BTreeSet<HoldId> = self.resolved.iter().map(|(_, id)| *id).collect();
+        let committed = HoldState::Resolved(Resolution::Committed);
+        self.outside = (self.holds.values())
+            .filter(|hold| hold.state == committed && !queued.contains(&hold.id))
+            .map(|hold| hold.id)
+            .collect();
     }
 
     /// Forgets resolved holds resolved at or before `cutoff_ms`.

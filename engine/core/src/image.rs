@@ -15,6 +15,7 @@ use super::ids::{HoldId, Interner};
 use super::order::{Decision, Order, OrderBook, OrderKpis, Return, Shipment};
 use super::outcome::HoldState;
 use super::routing::RoutingWeights;
+use super::shortage::ShortageIndex;
 use super::state::{Counters, SinceStart, State};
 use super::stock::{SkuStock, StockTable};
 
@@ -106,6 +107,7 @@ impl State {
         }
         holds.resolved = image.resolved.into_iter().collect();
         holds.routed = image.routed_holds.into_iter().collect();
+        holds.rebuild_outside();
         let mut orders = OrderBook {
             orders: image.orders,
             shipments: image.shipments,
@@ -118,10 +120,10 @@ impl State {
         let location_codes = Interner::from_names(
             image.locations.iter().map(|spec| spec.code.as_str().into()).collect(),
         );
-        State {
+        let mut state = State {
             last_applied_ms: image.last_applied_ms,
             skus: Interner::from_names(image.skus),
-            stock: StockTable { skus: image.stock },
+            stock: StockTable::from_skus(image.stock),
             location_codes,
             locations: image.locations,
             holds,
@@ -131,6 +133,9 @@ impl State {
             committed_outside: image.committed_outside.into_iter().collect(),
             routing_weights: image.routing_weights,
             since_start: SinceStart::default(),
-        }
+            shortages: ShortageIndex::default(),
+        };
+        state.rebuild_shortages();
+        state
     }
 }

@@ -15,9 +15,11 @@ pub mod order_state;
 pub mod outcome;
 pub mod routing;
 pub mod shipment;
+pub mod shortage;
 pub mod state;
 pub mod stock;
 
+mod apply_committed;
 mod apply_hold;
 mod apply_location;
 mod apply_order;

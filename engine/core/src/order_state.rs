@@ -77,9 +77,13 @@ pub fn derive(tally: &OrderTally) -> OrderState {
     }
     match tally.payment {
         Some(PaymentState::Authorised | PaymentState::Captured) => OrderState::Confirmed,
-        Some(PaymentState::Pending | PaymentState::Failed | PaymentState::Refunded) | None => {
-            OrderState::Pending
-        }
+        Some(
+            PaymentState::Pending
+            | PaymentState::Failed
+            | PaymentState::Refunded
+            | PaymentState::Voided,
+        )
+        | None => OrderState::Pending,
     }
 }
 

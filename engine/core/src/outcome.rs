@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::HoldId;
 pub use allot_protocol::model::{
-    CellView, HoldLineView, HoldState, HoldView, LocationView, Resolution,
+    CellKey, CellView, HoldLineView, HoldState, HoldView, LocationView, Resolution, ShortagePage,
 };
 pub use allot_protocol::order::{
     KpiView, OrderId, OrderPage, OrderState, OrderView, ReturnId, ReturnState, ReturnView,
@@ -90,6 +90,13 @@ pub enum Reply {
     Return(Box<ReturnView>),
     Kpis(Box<KpiView>),
     Routing(RoutingView),
+    Shortages(ShortagePage),
+    /// Committed units consumed or released; `units_committed` is what the hold still
+    /// commits (zero: settled).
+    CommittedSettled {
+        hold: HoldId,
+        units_committed: u64,
+    },
 }
 
 /// A typed error: the wire maps each variant to an error code (DESIGN §4).

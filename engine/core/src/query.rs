@@ -1,10 +1,17 @@
 //! Answers to queries, and the client-facing views of cells, holds and locations.
 
+use allot_protocol::check;
+use allot_protocol::limits::SHORTAGES_UNPAGED_MAX;
+
 use super::command::Query;
 use super::hold::{Hold, HoldLine};
 use super::ids::{HoldId, LocationId, SkuId};
-use super::outcome::{CellView, EngineError, HoldLineView, HoldView, LocationView, Outcome, Reply};
+use super::outcome::{
+    CellKey, CellView, EngineError, HoldLineView, HoldView, LocationView, Outcome, Reply,
+    ShortagePage,
+};
 use super::state::State;
+use super::validate::invalid;
 
 impl State {
     /// Answers a query from the current state; changes nothing.
@@ -35,7 +42,13 @@ impl State {
                 locations.sort_by(|a, b| a.code.cmp(&b.code));
                 Ok(Reply::Locations(locations))
             }
-            Query::Shortages => Ok(Reply::Cells(self.shortages())),
+            Query::Shortages => {
+                let page = self.shortage_page(None, SHORTAGES_UNPAGED_MAX)?;
+                Ok(Reply::Cells(page.cells))
+            }
+            Query::ShortagePage { after, limit } => {
+                self.shortage_page(after.as_ref(), *limit).map(Reply::Shortages)
+            }
             Query::Order { order } => self.order_query(*order),
             Query::OrderByNumber { channel, external_number } => {
                 self.order_by_number(*channel, external_number)
@@ -54,15 +67,32 @@ impl State {
         }
     }
 
-    fn shortages(&self) -> Vec<CellView> {
-        let mut short = Vec::new();
-        for (sku_id, stock) in self.stock.skus.iter().enumerate() {
-            for cell in stock.cells.iter().filter(|cell| cell.available() < 0) {
-                short.push(self.cell_view(sku_id as SkuId, cell.location));
-            }
+    /// Short cells after `after`, from the shortage index: the work is the page's, not
+    /// the number of cells'.
+    fn shortage_page(
+        &self,
+        after: Option<&CellKey>,
+        limit: u32,
+    ) -> Result<ShortagePage, EngineError> {
+        check::page_limit(limit).map_err(invalid)?;
+        if let Some(after) = after {
+            check::cell(&after.sku, &after.location).map_err(invalid)?;
         }
-        short.sort_by(|a, b| (&a.sku, &a.location).cmp(&(&b.sku, &b.location)));
-        short
+        let after = after.map(|key| (key.sku.as_str(), key.location.as_str()));
+        // One more than asked says whether another page follows.
+        let mut keys = self.shortages.page(after, limit as usize + 1);
+        let more = keys.len() > limit as usize;
+        keys.truncate(limit as usize);
+        let cells: Vec<CellView> = (keys.iter())
+            .map(|(sku, location)| {
+                let sku = self.skus.get(sku).expect("an indexed cell's sku is known");
+                let location = self.location_codes.get(location).expect("and its location");
+                self.cell_view(sku, location)
+            })
+            .collect();
+        let next = (cells.last().filter(|_| more))
+            .map(|cell| CellKey { sku: cell.sku.clone(), location: cell.location.clone() });
+        Ok(ShortagePage { cells, next })
     }
 
     /// A cell's counters; a cell that was never touched reads as all zeros.

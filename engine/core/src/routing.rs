@@ -21,8 +21,8 @@
 //! The module is pure: it sees the locations and the stock through its arguments and
 //! returns a plan with every location's assessment, for the caller to apply and record.
 
-use super::command::LocationSpec;
 use super::ids::{LocationId, SkuId};
+use allot_protocol::model::LocationSpec;
 
 /// Mean Earth radius used by the haversine formula, in metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -322,7 +322,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::command::{LocationKind, ShippingCost};
+    use allot_protocol::model::{LocationKind, ShippingCost};
 
     const A: SkuId = 0;
     const B: SkuId = 1;

@@ -7,6 +7,7 @@
 //! Rule every handler follows: validate everything first, mutate only once nothing can
 //! fail. A request that fails therefore changes nothing and need not be logged.
 
+use super::apply_committed::Settle;
 use super::command::{Command, LocationSpec, Request};
 use super::hold::HoldTable;
 use super::idempotency::{IdempotencyTable, Seen};
@@ -19,6 +20,7 @@ use super::order::OrderBook;
 use super::outcome::{EngineError, HoldState, Outcome, Reply};
 use super::routing::RoutingWeights;
 use super::shipment::Lifecycle;
+use super::shortage::ShortageIndex;
 use super::stock::StockTable;
 
 /// Running totals kept for KPIs; part of the state, so they survive restarts.
@@ -47,6 +49,8 @@ pub struct State {
     /// with the open shipments' units, they make up every cell's `allocated`.
     pub(crate) committed_outside: std::collections::BTreeMap<(u32, u32), u64>,
     pub(crate) routing_weights: RoutingWeights,
+    /// Short cells, re-judged after every command from the cells it touched.
+    pub(crate) shortages: ShortageIndex,
     /// Counts of refused requests. Refusals change nothing and are not logged, so these
     /// are not state: they start from zero at every start and are left out of images.
     pub(crate) since_start: SinceStart,
@@ -110,6 +114,7 @@ impl State {
             return Applied { outcome: Ok(reply), changed: false };
         }
         let outcome = self.execute(command, now_ms);
+        self.refresh_shortages();
         let is_hold = matches!(command, Command::Reserve { .. } | Command::ReserveRouted { .. });
         if is_hold && matches!(outcome, Err(EngineError::InsufficientStock { .. })) {
             self.since_start.holds_refused += 1;
@@ -148,6 +153,12 @@ impl State {
             Command::CommitHold { hold, order_number } => {
                 self.commit_hold(*hold, order_number, now_ms)
             }
+            Command::ConsumeCommitted { hold, lines } => {
+                self.settle_committed(*hold, lines, Settle::Consume, now_ms)
+            }
+            Command::ReleaseCommitted { hold, lines } => {
+                self.settle_committed(*hold, lines, Settle::Release, now_ms)
+            }
             Command::Tick => Ok(self.tick(now_ms)),
             Command::SetRoutingWeights(weights) => self.set_routing_weights(weights),
             Command::ReserveRouted { lines, destination, ttl_ms } => {
@@ -158,7 +169,7 @@ impl State {
     }
 
     fn execute_order(&mut self, command: &Command, now_ms: u64) -> Outcome {
-        super::apply_order::check_free_text(command)?;
+        super::validate::free_text(command)?;
         match command {
             Command::PlaceOrder(order) => self.place_order(order, None, now_ms),
             Command::RecordPayment { order, event, .. } => self.record_payment(*order, *event),
@@ -193,6 +204,31 @@ impl State {
             Command::ExchangeReturn { rma, order } => self.exchange_return(*rma, order, now_ms),
             other => unreachable!("{} is not an order command", other.name()),
         }
+    }
+
+    /// Re-judges every cell the last command touched: in or out of the shortage index.
+    fn refresh_shortages(&mut self) {
+        for (sku, location) in self.stock.take_touched() {
+            let short = self.stock.available(sku, location) < 0;
+            let (skus, codes) = (&self.skus, &self.location_codes);
+            self.shortages.set((sku, location), short, || {
+                (skus.name(sku).into(), codes.name(location).into())
+            });
+        }
+    }
+
+    /// Builds the shortage index from every cell (after loading an image).
+    pub(crate) fn rebuild_shortages(&mut self) {
+        let mut index = ShortageIndex::default();
+        for (sku, stock) in self.stock.skus.iter().enumerate() {
+            for cell in stock.cells.iter().filter(|cell| cell.available() < 0) {
+                let (sku, location) = (sku as u32, cell.location);
+                let names =
+                    || (self.skus.name(sku).into(), self.location_codes.name(location).into());
+                index.set((sku, location), true, names);
+            }
+        }
+        self.shortages = index;
     }
 
     /// Expires due holds and forgets records past their retention.
@@ -301,6 +337,8 @@ impl State {
     /// broken one. Tests call it after every step; it is O(state).
     pub fn audit(&self) -> Result<(), String> {
         self.audit_orders()?;
+        self.audit_shortages()?;
+        self.audit_committed_outside()?;
         let mut allocated = self.committed_outside.clone();
         for shipment in self.orders.shipments.iter().filter(|s| s.state.is_open()) {
             for line in &shipment.lines {
@@ -349,6 +387,42 @@ impl State {
         }
         if let Some(((sku, location), quantity)) = allocated.into_iter().next() {
             return Err(format!("shipments of {quantity} at missing cell ({sku}, {location})"));
+        }
+        Ok(())
+    }
+
+    /// Units committed outside allot, per cell, are what the outside holds still have.
+    fn audit_committed_outside(&self) -> Result<(), String> {
+        let mut expected = std::collections::BTreeMap::<(u32, u32), u64>::new();
+        for id in &self.holds.outside {
+            let hold = (self.holds.holds.get(id)).ok_or(format!("outside hold {id} is missing"))?;
+            if hold.state != HoldState::Resolved(super::outcome::Resolution::Committed) {
+                return Err(format!("outside hold {id} is not committed"));
+            }
+            for line in &hold.lines {
+                *expected.entry((line.sku, line.location)).or_default() += u64::from(line.quantity);
+            }
+        }
+        if expected != self.committed_outside {
+            return Err(format!(
+                "committed outside per cell is {:?}, the outside holds have {expected:?}",
+                self.committed_outside
+            ));
+        }
+        Ok(())
+    }
+
+    /// The shortage index holds exactly the cells whose available stock is negative.
+    fn audit_shortages(&self) -> Result<(), String> {
+        let scanned: Vec<(u32, u32)> = (self.stock.skus.iter().enumerate())
+            .flat_map(|(sku, stock)| {
+                let short = stock.cells.iter().filter(|cell| cell.available() < 0);
+                short.map(move |cell| (sku as u32, cell.location))
+            })
+            .collect();
+        let indexed: Vec<(u32, u32)> = self.shortages.cells().collect();
+        if scanned != indexed {
+            return Err(format!("short cells are {scanned:?} but the index holds {indexed:?}"));
         }
         Ok(())
     }

@@ -66,6 +66,9 @@ impl SkuStock {
 #[derive(Debug, Clone, Default)]
 pub struct StockTable {
     pub skus: Vec<SkuStock>,
+    /// Cells handed out for change since `take_touched`: whoever keeps an index over
+    /// the counters (the shortage index) re-judges exactly these.
+    touched: Vec<(SkuId, LocationId)>,
 }
 
 impl StockTable {
@@ -73,11 +76,18 @@ impl StockTable {
         self.skus.get(sku as usize)?.cell(location)
     }
 
+    pub fn from_skus(skus: Vec<SkuStock>) -> StockTable {
+        StockTable { skus, touched: Vec::new() }
+    }
+
     pub fn cell_mut(&mut self, sku: SkuId, location: LocationId) -> Option<&mut Cell> {
-        self.skus.get_mut(sku as usize)?.cell_mut(location)
+        let cell = self.skus.get_mut(sku as usize)?.cell_mut(location)?;
+        self.touched.push((sku, location));
+        Some(cell)
     }
 
     pub fn cell_or_insert(&mut self, sku: SkuId, location: LocationId) -> &mut Cell {
+        self.touched.push((sku, location));
         if self.skus.len() <= sku as usize {
             self.skus.resize_with(sku as usize + 1, SkuStock::default);
         }
@@ -87,6 +97,14 @@ impl StockTable {
     /// Available units at a cell; a missing cell has none.
     pub fn available(&self, sku: SkuId, location: LocationId) -> i64 {
         self.cell(sku, location).map_or(0, Cell::available)
+    }
+
+    /// The cells handed out for change since the last call, each once.
+    pub fn take_touched(&mut self) -> Vec<(SkuId, LocationId)> {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        touched
     }
 
     pub fn cell_count(&self) -> usize {

@@ -3,6 +3,10 @@
 
 use allot_protocol::check;
 
+use super::command::{Command, ShipmentStep};
+use super::limits::{
+    CARRIER_BYTES_MAX, PAYMENT_REFERENCE_BYTES_MAX, REASON_BYTES_MAX, TRACKING_BYTES_MAX,
+};
 use super::outcome::EngineError;
 
 pub fn invalid(message: impl Into<String>) -> EngineError {
@@ -27,4 +31,28 @@ pub fn level(field: &str, value: u64) -> Result<u32, EngineError> {
 /// A hold lifetime within its range.
 pub fn ttl(ttl_ms: u64) -> Result<u64, EngineError> {
     check::ttl(ttl_ms).map_err(invalid).map(|()| ttl_ms)
+}
+
+/// The free text and amounts of an order command that its handler only stores or passes
+/// on (payment amount and reference, notes, reasons, carrier and tracking): checked
+/// here, before the handler runs, so a malformed one is refused and never logged.
+pub fn free_text(command: &Command) -> Result<(), EngineError> {
+    let reason = |text: &str| check::text("reason", text, REASON_BYTES_MAX);
+    let checked = match command {
+        Command::RecordPayment { amount_minor, reference, .. } => {
+            check::amount("payment amount", *amount_minor).and_then(|()| {
+                check::text("payment reference", reference, PAYMENT_REFERENCE_BYTES_MAX)
+            })
+        }
+        Command::HoldOrder { note, .. } => check::text("note", note, REASON_BYTES_MAX),
+        Command::AdvanceShipment { step: ShipmentStep::Ship { carrier, tracking }, .. } => {
+            check::text("carrier", carrier, CARRIER_BYTES_MAX)
+                .and_then(|()| check::text("tracking number", tracking, TRACKING_BYTES_MAX))
+        }
+        Command::CancelOrder { reason: text, .. }
+        | Command::CancelShipment { reason: text, .. }
+        | Command::CancelOrderLines { reason: text, .. } => reason(text),
+        _ => Ok(()),
+    };
+    checked.map_err(invalid)
 }

@@ -7,6 +7,7 @@ use allot_core::limits::{
     LOCATION_CODE_BYTES_MAX, LOCATION_NAME_BYTES_MAX, ON_HAND_MAX, ORDER_NUMBER_BYTES_MAX,
     QUANTITY_PER_LINE_MAX, REASON_BYTES_MAX, SKU_BYTES_MAX,
 };
+use allot_core::outcome::{CellKey, ShortagePage};
 use allot_core::{
     Applied, CellView, Command, EngineError, HoldId, HoldLineView, HoldState, HoldView,
     LineRequest, LocationKind, LocationSpec, Outcome, Query, Reply, Request, Resolution,
@@ -408,6 +409,74 @@ fn negative_adjust_may_leave_a_cell_short_and_shortages_report_it() {
     assert_eq!(counts(&state, "sku-1", "W1"), (2, 0, 4, 0, -2));
     ok(&mut state, receive("sku-1", "W1", 2), T0 + 4);
     assert!(shortages(&state).is_empty());
+}
+
+fn shortage_page(state: &State, after: Option<CellKey>, limit: u32) -> ShortagePage {
+    match state.query(&Query::ShortagePage { after, limit }) {
+        Ok(Reply::Shortages(page)) => page,
+        other => panic!("shortage page answered {other:?}"),
+    }
+}
+
+#[test]
+fn shortage_pages_are_bounded_and_visit_every_short_cell_exactly_once() {
+    // 25 SKUs at two locations; every third cell is made short, the others stay whole.
+    let mut state = state_with(&["W1", "W2"]);
+    let mut expected = Vec::new();
+    for index in 0..25 {
+        let sku = format!("sku-{index:02}");
+        for (offset, location) in ["W1", "W2"].into_iter().enumerate() {
+            ok(&mut state, receive(&sku, location, 5), T0);
+            if (index * 2 + offset) % 3 == 0 {
+                place(&mut state, vec![line(&sku, location, 4)], None, T0);
+                ok(&mut state, adjust(&sku, location, -3, "damaged"), T0);
+                expected.push((sku.clone(), location.to_owned()));
+            }
+        }
+    }
+    let restored = round_trip(&state);
+    for state in [&state, &restored] {
+        let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let page = shortage_page(state, after, 4);
+            assert!(page.cells.len() <= 4, "a page holds at most its limit");
+            assert!(page.cells.iter().all(|cell| cell.available == -2));
+            seen.extend(page.cells.iter().map(|cell| (cell.sku.clone(), cell.location.clone())));
+            pages += 1;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "every short cell once, by sku then location");
+        assert_eq!(pages, expected.len().div_ceil(4));
+    }
+    // The unpaged query answers the first page's cells.
+    assert_eq!(shortages(&state).len(), expected.len());
+    // A cell that is no longer short leaves the index; one that becomes short joins it.
+    ok(&mut state, receive("sku-00", "W1", 2), T0);
+    let safety =
+        Command::SetSafetyStock { sku: "sku-00".into(), location: "W2".into(), quantity: 6 };
+    ok(&mut state, safety, T0);
+    let page = shortage_page(&state, None, 1);
+    assert_eq!((page.cells[0].sku.as_str(), page.cells[0].location.as_str()), ("sku-00", "W2"));
+    for limit in [0, allot_protocol::limits::PAGE_LIMIT_MAX + 1] {
+        let query = Query::ShortagePage { after: None, limit };
+        assert!(matches!(state.query(&query), Err(EngineError::InvalidArgument(_))), "{limit}");
+    }
+}
+
+#[test]
+fn a_cell_query_names_an_unknown_sku_not_found_and_a_never_stocked_cell_zeros() {
+    let state = stocked(&[("sku-1", "W1", 5)]);
+    let query = |sku: &str, location: &str| {
+        state.query(&Query::Cell { sku: sku.into(), location: location.into() })
+    };
+    assert_not_found(query("sku-9", "W1").unwrap_err());
+    assert_not_found(query("sku-1", "W9").unwrap_err());
+    // A known SKU at a known location it was never stocked at: a cell of zeros.
+    assert_eq!(counts(&state, "sku-1", "W2"), (0, 0, 0, 0, 0));
+    assert_eq!(cell(&state, "sku-1", "W2").location, "W2");
 }
 
 #[test]
@@ -923,11 +992,11 @@ fn one_tick_expires_every_due_hold_and_leaves_the_others() {
 fn resolved_holds_are_forgotten_after_their_retention() {
     let mut state = stocked(&[("sku-1", "W1", 10)]);
     let (id, _) = place(&mut state, vec![line("sku-1", "W1", 1)], None, T0);
-    ok(&mut state, commit(id, "order-1"), T0 + 10);
+    ok(&mut state, release(id, vec![]), T0 + 10);
     tick(&mut state, T0 + 10 + HOLD_RESOLVED_RETENTION_MS - 1);
-    let committed = already(Resolution::Committed);
+    let released = already(Resolution::Released);
     let later = T0 + 10 + HOLD_RESOLVED_RETENTION_MS - 1;
-    assert_eq!(fails_cmd(&mut state, commit(id, "order-1"), later), committed);
+    assert_eq!(fails_cmd(&mut state, commit(id, "order-1"), later), released);
     tick(&mut state, T0 + 10 + HOLD_RESOLVED_RETENTION_MS);
     assert_not_found(state.query(&Query::Hold { hold: id }).unwrap_err());
     assert_eq!(state.hold_count(), 0);
@@ -936,6 +1005,94 @@ fn resolved_holds_are_forgotten_after_their_retention() {
     // Ids are never reused.
     let (next, _) = place(&mut state, vec![line("sku-1", "W1", 1)], None, after);
     assert_eq!(next, id + 1);
+}
+
+fn consume(hold: HoldId, lines: Vec<LineRequest>) -> Command {
+    Command::ConsumeCommitted { hold, lines }
+}
+
+fn release_committed(hold: HoldId, lines: Vec<LineRequest>) -> Command {
+    Command::ReleaseCommitted { hold, lines }
+}
+
+fn settled(hold: HoldId, units_committed: u64) -> Reply {
+    Reply::CommittedSettled { hold, units_committed }
+}
+
+/// Two cells of 10, and a hold of 4 + 2 units on them committed outside allot.
+fn committed_outside() -> (State, HoldId) {
+    let mut state = stocked(&[("sku-1", "W1", 10), ("sku-2", "W2", 10)]);
+    let lines = vec![line("sku-1", "W1", 4), line("sku-2", "W2", 2)];
+    let (id, _) = place(&mut state, lines, None, T0);
+    ok(&mut state, commit(id, "order-1"), T0 + 1);
+    (state, id)
+}
+
+#[test]
+fn consuming_committed_units_takes_them_from_on_hand_and_allocated() {
+    let (mut state, id) = committed_outside();
+    assert_eq!(counts(&state, "sku-1", "W1"), (10, 0, 4, 0, 6));
+    let reply = ok(&mut state, consume(id, vec![line("sku-1", "W1", 1)]), T0 + 2);
+    assert_eq!(reply, settled(id, 5));
+    assert_eq!(counts(&state, "sku-1", "W1"), (9, 0, 3, 0, 6), "shipped: gone from both");
+    let reply = ok(&mut state, release_committed(id, vec![line("sku-1", "W1", 3)]), T0 + 3);
+    assert_eq!(reply, settled(id, 2));
+    assert_eq!(counts(&state, "sku-1", "W1"), (9, 0, 0, 0, 9), "cancelled: available again");
+    let lines = hold(&state, id).lines;
+    assert_eq!(lines, [HoldLineView { sku: "sku-2".into(), location: "W2".into(), quantity: 2 }]);
+    assert_eq!(ok(&mut state, consume(id, vec![]), T0 + 4), settled(id, 0));
+    assert_eq!(counts(&state, "sku-2", "W2"), (8, 0, 0, 0, 8));
+    assert_eq!(hold(&state, id).state, HoldState::Resolved(Resolution::Committed));
+}
+
+#[test]
+fn settling_committed_units_twice_or_too_many_or_of_the_wrong_hold_is_refused() {
+    let (mut state, id) = committed_outside();
+    let too_many = consume(id, vec![line("sku-1", "W1", 5)]);
+    assert_invalid(fails_cmd(&mut state, too_many, T0 + 2));
+    let not_in_hold = release_committed(id, vec![line("sku-2", "W1", 1)]);
+    assert_invalid(fails_cmd(&mut state, not_in_hold, T0 + 2));
+    assert_not_found(fails_cmd(&mut state, consume(id + 100, vec![]), T0 + 2));
+    let (live, _) = place(&mut state, vec![line("sku-1", "W1", 1)], None, T0 + 2);
+    let held = EngineError::InvalidTransition { from: "held".into() };
+    assert_eq!(fails_cmd(&mut state, consume(live, vec![]), T0 + 2), held);
+    ok(&mut state, release(live, vec![]), T0 + 2);
+    let released = already(Resolution::Released);
+    assert_eq!(fails_cmd(&mut state, release_committed(live, vec![]), T0 + 2), released);
+    ok(&mut state, release_committed(id, vec![]), T0 + 3);
+    let twice = EngineError::InvalidTransition { from: "settled".into() };
+    assert_eq!(fails_cmd(&mut state, consume(id, vec![]), T0 + 4), twice);
+    assert_eq!(fails_cmd(&mut state, release_committed(id, vec![]), T0 + 4), twice);
+}
+
+#[test]
+fn committed_units_a_short_cell_does_not_have_cannot_be_consumed() {
+    let (mut state, id) = committed_outside();
+    ok(&mut state, adjust("sku-1", "W1", -8, "lost"), T0 + 2);
+    assert_eq!(counts(&state, "sku-1", "W1"), (2, 0, 4, 0, -2));
+    assert_invalid(fails_cmd(&mut state, consume(id, vec![line("sku-1", "W1", 3)]), T0 + 3));
+    ok(&mut state, consume(id, vec![line("sku-1", "W1", 2)]), T0 + 3);
+    assert_eq!(counts(&state, "sku-1", "W1"), (0, 0, 2, 0, -2));
+}
+
+#[test]
+fn a_committed_hold_is_kept_until_settled_then_forgotten_after_its_retention() {
+    let (mut state, id) = committed_outside();
+    let much_later = T0 + 10 * HOLD_RESOLVED_RETENTION_MS;
+    tick(&mut state, much_later);
+    assert_eq!(hold(&state, id).lines.len(), 2, "kept while it commits units");
+    let mut state = round_trip(&state);
+    ok(&mut state, consume(id, vec![line("sku-1", "W1", 4)]), much_later);
+    let restored = round_trip(&state);
+    assert_eq!(restored.audit(), Ok(()));
+    assert_eq!(restored.query(&Query::Hold { hold: id }), state.query(&Query::Hold { hold: id }));
+    let mut state = restored;
+    ok(&mut state, release_committed(id, vec![]), much_later + 1);
+    tick(&mut state, much_later + HOLD_RESOLVED_RETENTION_MS);
+    assert!(state.query(&Query::Hold { hold: id }).is_ok(), "kept for its retention");
+    tick(&mut state, much_later + 1 + HOLD_RESOLVED_RETENTION_MS);
+    assert_not_found(state.query(&Query::Hold { hold: id }).unwrap_err());
+    assert_eq!(counts(&state, "sku-1", "W1"), (6, 0, 0, 0, 6));
 }
 
 #[test]

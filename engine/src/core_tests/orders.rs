@@ -5,8 +5,8 @@
 
 use allot_protocol::order::{
     Address, Channel, DeliveryRequest, ItemQuantity, OrderHoldReason, OrderLine, OrderPage,
-    PaymentEvent, PlaceOrder, ReturnCondition, ReturnReceipt, ReturnState, RoutingRule,
-    ShipmentStep, Verdict,
+    PaymentEvent, PaymentState, PlaceOrder, ReturnCondition, ReturnReceipt, ReturnState,
+    RoutingRule, ShipmentStep, Verdict,
 };
 
 use crate::codec;
@@ -336,6 +336,14 @@ fn an_order_converts_its_hold_and_must_match_it() {
         apply(&mut state, Command::PlaceOrder(again), T0),
         Err(EngineError::AlreadyResolved { .. })
     ));
+    // Its units leave with the order's shipments, never as units committed outside.
+    for settle in [
+        Command::ConsumeCommitted { hold, lines: vec![] },
+        Command::ReleaseCommitted { hold, lines: vec![] },
+    ] {
+        assert_eq!(apply(&mut state, settle, T0), Err(transition("ordered")));
+    }
+    assert_eq!(cell(&state, "A", "LDN"), (5, 0, 2));
 }
 
 fn order_named(number: &str, lines: &[(&str, u32)]) -> PlaceOrder {
@@ -558,6 +566,13 @@ fn a_return_is_received_resellable_back_on_hand_and_damaged_written_off_then_ref
     );
     assert_eq!(cell(&state, "A", "LDN"), (2, 0, 0));
     assert_eq!(view(&state, id).state, OrderState::PartiallyReturned);
+    let capture = Command::RecordPayment {
+        order: id,
+        event: PaymentEvent::Captured,
+        amount_minor: 3_000,
+        reference: "PSP-1".into(),
+    };
+    ok(&mut state, capture);
     let refund = |amount_minor| Command::RefundReturn { rma, amount_minor };
     assert!(matches!(apply(&mut state, refund(2_001), T0), Err(EngineError::InvalidArgument(_))));
     assert_eq!(
@@ -571,6 +586,124 @@ fn a_return_is_received_resellable_back_on_hand_and_damaged_written_off_then_ref
     );
     let Ok(Reply::Kpis(kpis)) = state.query(&Query::Kpis) else { panic!() };
     assert_eq!((kpis.units_shipped, kpis.units_returned, kpis.return_rate_bp), (3, 2, Some(6_666)));
+}
+
+/// A delivered order of `units` of "A" with a return of all of them authorised; answers
+/// (order, rma).
+fn authorised_return(state: &mut State, units: u32) -> (u64, u64) {
+    let (id, shipments) = place(state, order_named("W-1", &[("A", units)]));
+    pay(state, id);
+    walk_to_delivered(state, shipments[0]);
+    let request =
+        Command::RequestReturn { order: id, lines: items(&[("A", units)]), reason: "size".into() };
+    let Reply::ReturnChanged { rma, .. } = ok(state, request) else { panic!() };
+    ok(state, Command::AuthoriseReturn { rma });
+    (id, rma)
+}
+
+/// Refused through `State::apply` itself, as an embedding program would send it: the
+/// answer is `InvalidArgument` and the state is byte for byte what it was.
+fn refused_unchanged(state: &mut State, command: Command) -> String {
+    let digest = codec::state_digest(state);
+    let applied = state.apply(&Request::new(command), T0);
+    assert!(!applied.changed);
+    assert_eq!(codec::state_digest(state), digest, "a refused receipt changed the state");
+    match applied.outcome {
+        Err(EngineError::InvalidArgument(message)) => message,
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_core_refuses_an_absurd_returned_quantity_and_changes_nothing() {
+    let mut state = world(&[("A", "LDN", 5)]);
+    let (_, rma) = authorised_return(&mut state, 2);
+    let receipt = |quantity| ReturnReceipt {
+        sku: "A".into(),
+        quantity,
+        condition: ReturnCondition::Resellable,
+    };
+    let absurd =
+        Command::ReceiveReturn { rma, location: "LDN".into(), lines: vec![receipt(u32::MAX)] };
+    let message = refused_unchanged(&mut state, absurd);
+    assert!(message.contains("returned quantity"), "{message}");
+    // Lines each within the per-line limit, whose sum passes what a counter can hold.
+    let lines = vec![receipt(allot_protocol::limits::QUANTITY_PER_LINE_MAX); 5_000];
+    let summed = Command::ReceiveReturn { rma, location: "LDN".into(), lines };
+    let message = refused_unchanged(&mut state, summed);
+    assert!(message.contains("receipt lines"), "{message}");
+    assert_eq!(cell(&state, "A", "LDN"), (3, 0, 0));
+}
+
+/// A delivered and returned unit of "A", received back at London; answers (order, rma).
+fn received_return(state: &mut State) -> (u64, u64) {
+    let (id, rma) = authorised_return(state, 1);
+    let receipt =
+        ReturnReceipt { sku: "A".into(), quantity: 1, condition: ReturnCondition::Resellable };
+    ok(state, Command::ReceiveReturn { rma, location: "LDN".into(), lines: vec![receipt] });
+    (id, rma)
+}
+
+fn payment_event(order: u64, event: PaymentEvent) -> Command {
+    Command::RecordPayment { order, event, amount_minor: 1_000, reference: "PSP-2".into() }
+}
+
+#[test]
+fn refunding_a_return_whose_payment_was_only_authorised_voids_the_authorisation() {
+    let mut state = world(&[("A", "LDN", 5)]);
+    let (id, rma) = received_return(&mut state);
+    assert_eq!(
+        apply(&mut state, payment_event(id, PaymentEvent::Refunded), T0),
+        Err(transition("authorised")),
+        "a payment event cannot refund an authorisation"
+    );
+    let refund = Command::RefundReturn { rma, amount_minor: 1_000 };
+    assert_eq!(ok(&mut state, refund), Reply::ReturnChanged { rma, state: ReturnState::Refunded });
+    assert_eq!(view(&state, id).payment, PaymentState::Voided, "no money was taken");
+    for event in [PaymentEvent::Captured, PaymentEvent::Refunded, PaymentEvent::Authorised] {
+        assert_eq!(
+            apply(&mut state, payment_event(id, event), T0),
+            Err(transition("voided")),
+            "a voided authorisation takes no further payment event"
+        );
+    }
+}
+
+#[test]
+fn refunding_a_return_whose_payment_was_captured_refunds_it() {
+    let mut state = world(&[("A", "LDN", 5)]);
+    let (id, rma) = received_return(&mut state);
+    ok(&mut state, payment_event(id, PaymentEvent::Captured));
+    ok(&mut state, Command::RefundReturn { rma, amount_minor: 1_000 });
+    assert_eq!(view(&state, id).payment, PaymentState::Refunded);
+}
+
+#[test]
+fn refunding_a_return_whose_payment_failed_is_refused_with_the_payment_state() {
+    let mut state = world(&[("A", "LDN", 5)]);
+    let (id, rma) = received_return(&mut state);
+    ok(&mut state, payment_event(id, PaymentEvent::Failed));
+    let refund = Command::RefundReturn { rma, amount_minor: 1_000 };
+    assert_eq!(apply(&mut state, refund, T0), Err(transition("failed")));
+    assert_eq!(view(&state, id).payment, PaymentState::Failed);
+}
+
+#[test]
+fn releasing_a_shipment_to_the_floor_counts_as_starting_the_order() {
+    let mut state = world(&[("A", "LDN", 5)]);
+    let (id, shipments) = place(&mut state, order_named("W-1", &[("A", 1)]));
+    pay(&mut state, id);
+    assert_eq!(view(&state, id).state, OrderState::Confirmed);
+    let released = step(&mut state, shipments[0], ShipmentStep::Release);
+    assert_eq!(
+        released,
+        Ok(Reply::ShipmentChanged {
+            shipment: shipments[0],
+            state: ShipmentState::Released,
+            order_state: OrderState::InProgress,
+        }),
+        "released, not yet picked, is already in progress"
+    );
 }
 
 #[test]

@@ -11,12 +11,12 @@ use allot_client::protocol::order::{
     Address, Channel, ItemQuantity, OrderHoldReason, OrderId, OrderLine, OrderState, PaymentEvent,
     ReturnId, ReturnReceipt, ShipmentId,
 };
-use allot_client::protocol::{HoldId, LineRequest, LocationKind};
+use allot_client::protocol::{CellKey, HoldId, LineRequest, LocationKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::parse::{
-    channel, item_spec, latitude_e6, line_spec, longitude_e6, order_line_spec, order_state,
-    receipt_spec, ship_to,
+    cell_key, channel, item_spec, latitude_e6, line_spec, longitude_e6, order_line_spec,
+    order_state, receipt_spec, ship_to,
 };
 
 /// Daily capacity of a location added without `--capacity`.
@@ -230,8 +230,14 @@ pub enum StockCommand {
     Transfer { sku: String, from: String, to: String, quantity: u32 },
     /// One cell, or the SKU at every location.
     Get { sku: String, location: Option<String> },
-    /// Every cell whose available is below zero.
-    Shortages,
+    /// Cells whose available is below zero, by SKU then location, a page at a time.
+    Shortages {
+        /// Start after this cell (the previous page's next), as SKU@LOCATION.
+        #[arg(long, value_name = "SKU@LOCATION", value_parser = cell_key)]
+        after: Option<CellKey>,
+        #[command(flatten)]
+        page: Page,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,8 +265,22 @@ pub enum HoldCommand {
         #[arg(value_name = "SKU@LOCATION:QTY", value_parser = line_spec)]
         lines: Vec<LineRequest>,
     },
-    /// Turn a hold into an allocation for an order.
+    /// Turn a hold into an allocation for an order kept outside allot.
     Commit { id: HoldId, order_number: String },
+    /// The outside system shipped units of a committed hold: the given lines, or every
+    /// unit it still commits. They leave on_hand and allocated.
+    Consume {
+        id: HoldId,
+        #[arg(value_name = "SKU@LOCATION:QTY", value_parser = line_spec)]
+        lines: Vec<LineRequest>,
+    },
+    /// The outside order of a committed hold was cancelled: the given lines, or every
+    /// unit it still commits, leave allocated and are available again.
+    Uncommit {
+        id: HoldId,
+        #[arg(value_name = "SKU@LOCATION:QTY", value_parser = line_spec)]
+        lines: Vec<LineRequest>,
+    },
     /// Why a hold placed by `hold route` is where it is: the routing decision.
     Routing { id: HoldId },
     /// Hold stock for a cart without naming locations: routing picks them as it would
@@ -880,5 +900,20 @@ mod tests {
         let Command::Hold(HoldCommand::Create { lines, ttl_ms }) = cli.command else { panic!() };
         assert_eq!(lines.len(), 2);
         assert_eq!(ttl_ms, Some(60_000));
+    }
+
+    #[test]
+    fn shortages_page_after_a_cell_and_committed_holds_are_consumed_or_uncommitted() {
+        let cli = parse(&["stock", "shortages", "--after", "TEE@LDN", "--limit", "5"]).unwrap();
+        let Command::Stock(StockCommand::Shortages { after, page }) = cli.command else { panic!() };
+        let after = after.unwrap();
+        assert_eq!((after.sku.as_str(), after.location.as_str(), page.limit), ("TEE", "LDN", 5));
+        assert!(parse(&["stock", "shortages", "--after", "TEE"]).is_err(), "a cell is SKU@LOC");
+        let cli = parse(&["hold", "consume", "7", "TEE@LDN:2"]).unwrap();
+        let Command::Hold(HoldCommand::Consume { id, lines }) = cli.command else { panic!() };
+        assert_eq!((id, lines.len(), lines[0].quantity), (7, 1, 2));
+        let cli = parse(&["hold", "uncommit", "7"]).unwrap();
+        let Command::Hold(HoldCommand::Uncommit { id, lines }) = cli.command else { panic!() };
+        assert_eq!((id, lines.is_empty()), (7, true), "no lines: every committed unit");
     }
 }

@@ -5,7 +5,9 @@ use allot_client::protocol::order::{
     Delivery, DeliveryRequest, ItemQuantity, KpiView, OrderHoldReason, OrderPage, OrderView,
     ReturnView, RoutingRule, RoutingView, ShipmentPage, ShipmentView,
 };
-use allot_client::protocol::{CellView, HoldLineView, HoldState, HoldView, LocationSpec};
+use allot_client::protocol::{
+    CellView, HoldLineView, HoldState, HoldView, LocationSpec, ShortagePage,
+};
 use allot_client::{
     ClientError, OrderChanged, OrderPlaced, ReturnChanged, ReturnExchanged, RoutedHoldPlaced,
     ShipmentChanged, ShortPicked,
@@ -476,6 +478,18 @@ pub fn shipment(view: &ShipmentView) -> String {
 }
 
 /// A page of a pick list, then the flag that reads the next page.
+/// A page of short cells, and the flag that asks for the next one.
+pub fn shortages(page: &ShortagePage) -> String {
+    if page.cells.is_empty() {
+        return "no shortages".to_owned();
+    }
+    let mut out = cells(&page.cells);
+    if let Some(next) = &page.next {
+        out.push_str(&format!("more: --after {}@{}\n", next.sku, next.location));
+    }
+    out
+}
+
 pub fn pick_list(page: &ShipmentPage, location: &str) -> String {
     if page.shipments.is_empty() {
         return format!("nothing to pick at {location}");

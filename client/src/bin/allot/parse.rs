@@ -6,7 +6,7 @@ use allot_client::protocol::limits::{LATITUDE_E6_MAX, LONGITUDE_E6_MAX};
 use allot_client::protocol::order::{
     Address, Channel, ItemQuantity, OrderLine, OrderState, ReturnCondition, ReturnReceipt,
 };
-use allot_client::protocol::{LineRequest, LocationKind};
+use allot_client::protocol::{CellKey, LineRequest, LocationKind};
 
 /// Microdegrees per degree.
 const MICRODEGREES_PER_DEGREE: f64 = 1_000_000.0;
@@ -32,6 +32,17 @@ pub fn line_spec(text: &str) -> Result<LineRequest, String> {
         return Err(format!("{text:?} has a zero quantity"));
     }
     Ok(LineRequest { sku: sku.to_owned(), location: location.to_owned(), quantity })
+}
+
+/// A cell as SKU@LOCATION (the cursor of a shortage page).
+pub fn cell_key(text: &str) -> Result<CellKey, String> {
+    let (sku, location) = text
+        .rsplit_once('@')
+        .ok_or_else(|| format!("{text:?} is not SKU@LOCATION (no @LOCATION)"))?;
+    if sku.is_empty() || location.is_empty() {
+        return Err(format!("{text:?} has an empty SKU or location"));
+    }
+    Ok(CellKey { sku: sku.to_owned(), location: location.to_owned() })
 }
 
 /// A quantity after a `:`: a whole number of at least one.

@@ -177,8 +177,9 @@ async fn stock(client: &Client, command: StockCommand) -> Result<Output, ClientE
             let cells = client.sku_stock(&sku).await?;
             return Ok(cell_list(&cells, &format!("no stock of {sku}")));
         }
-        StockCommand::Shortages => {
-            return Ok(cell_list(&client.shortages().await?, "no shortages"));
+        StockCommand::Shortages { after, page } => {
+            let page = client.shortage_page(after, page.limit).await?;
+            return Ok(Output::new(output::shortages(&page), to_json(&page)));
         }
     };
     Ok(Output::new(output::cells(std::slice::from_ref(&cell)), to_json(&cell)))
@@ -239,6 +240,14 @@ async fn hold(client: &Client, command: HoldCommand) -> Result<Output, ClientErr
             client.commit_hold(id, &order_number).await?;
             let human = format!("hold {id} committed to order {order_number}");
             Ok(Output::new(human, json!({ "hold": id, "order_number": order_number })))
+        }
+        HoldCommand::Consume { id, lines } => {
+            let units_committed = client.consume_committed(id, lines).await?;
+            Ok(settled(id, "consumed", units_committed))
+        }
+        HoldCommand::Uncommit { id, lines } => {
+            let units_committed = client.release_committed(id, lines).await?;
+            Ok(settled(id, "released", units_committed))
         }
         HoldCommand::Routing { id } => {
             let view = client.hold_routing(id).await?;
@@ -417,6 +426,12 @@ async fn import(
     let progress =
         import::progress_bar(parsed.commands.len() + parsed.errors.len(), progress_visible);
     Ok(import::send(client, parsed, in_flight, &progress).await.output())
+}
+
+/// The answer to consuming or releasing committed units.
+fn settled(id: u64, how: &str, units_committed: u64) -> Output {
+    let human = format!("hold {id}: units {how}, {units_committed} still committed");
+    Output::new(human, json!({ "hold": id, "units_committed": units_committed }))
 }
 
 #[cfg(test)]
