@@ -208,13 +208,15 @@ impl State {
 
     /// Re-judges every cell the last command touched: in or out of the shortage index.
     fn refresh_shortages(&mut self) {
-        for (sku, location) in self.stock.take_touched() {
+        let touched = self.stock.take_touched();
+        for &(sku, location) in &touched {
             let short = self.stock.available(sku, location) < 0;
             let (skus, codes) = (&self.skus, &self.location_codes);
             self.shortages.set((sku, location), short, || {
                 (skus.name(sku).into(), codes.name(location).into())
             });
         }
+        self.stock.return_touched(touched);
     }
 
     /// Builds the shortage index from every cell (after loading an image).

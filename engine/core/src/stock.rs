@@ -99,12 +99,20 @@ impl StockTable {
         self.cell(sku, location).map_or(0, Cell::available)
     }
 
-    /// The cells handed out for change since the last call, each once.
+    /// The cells handed out for change since the last call, each once. Hand the vector
+    /// back with [`StockTable::return_touched`], so the hot path allocates nothing.
     pub fn take_touched(&mut self) -> Vec<(SkuId, LocationId)> {
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort_unstable();
         touched.dedup();
         touched
+    }
+
+    /// Gives back what `take_touched` handed out, to be reused, emptied.
+    pub fn return_touched(&mut self, mut touched: Vec<(SkuId, LocationId)>) {
+        debug_assert!(self.touched.is_empty(), "no cell is touched while the last are judged");
+        touched.clear();
+        self.touched = touched;
     }
 
     pub fn cell_count(&self) -> usize {
