@@ -4,7 +4,9 @@
 //! server's memory without bound.
 //!
 //! A frame's bytes are taken only while there is room (a full budget stops the stream
-//! reading). A request is admitted only while there is room, and holds an estimate of
+//! reading). A request is admitted only while the bytes held for answers leave room
+//! (frames waiting to be admitted do not count there, so they cannot keep each other
+//! waiting), and holds an estimate of
 //! its answer from then until the answer is ready, when the answer's real size is held
 //! instead, past the limit if need be since its work is done, until it is handed to
 //! QUIC. So requests whose answers are not taken stop their connection admitting more
@@ -26,12 +28,26 @@ pub const ANSWER_BYTES_ESTIMATE_INITIAL: usize = 4 * 1024;
 /// How fast the answer estimate forgets a large answer: by 1/N of itself per answer.
 const ANSWER_ESTIMATE_DECAY_DIVISOR: usize = 16;
 
+/// What bytes are held for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Frames being read or handled.
+    Frames,
+    /// Answers, and what is reserved for answers to come.
+    Answers,
+}
+
 /// One limit on bytes held, shared by whoever holds them.
 #[derive(Debug)]
 pub struct Budget {
+    /// All bytes held: reading stops when they reach `max`.
     used: AtomicUsize,
+    /// The part of `used` held for answers: admitting requests stops when it reaches
+    /// `max`. Frames do not count there, so streams holding frames while they wait to
+    /// be admitted cannot keep each other waiting.
+    answers: AtomicUsize,
     max: usize,
-    /// Woken when the budget goes from full to having room.
+    /// Woken when bytes are given back while the budget is full.
     room: Notify,
     /// Bytes expected per answer: the largest recent one, decaying.
     answer_estimate: AtomicUsize,
@@ -41,6 +57,7 @@ impl Budget {
     pub fn new(max: usize) -> Budget {
         Budget {
             used: AtomicUsize::new(0),
+            answers: AtomicUsize::new(0),
             max,
             room: Notify::new(),
             answer_estimate: AtomicUsize::new(ANSWER_BYTES_ESTIMATE_INITIAL),
@@ -59,8 +76,11 @@ impl Budget {
         self.used.load(Ordering::Acquire)
     }
 
-    fn has_room(&self) -> bool {
-        self.used() < self.max
+    fn has_room(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::Frames => self.used() < self.max,
+            Kind::Answers => self.answers.load(Ordering::Acquire) < self.max,
+        }
     }
 
     /// Takes as many of `want` bytes as fit, possibly none.
@@ -74,16 +94,23 @@ impl Budget {
     }
 
     /// Takes `bytes` even past the limit.
-    fn force(&self, bytes: usize) {
+    fn force(&self, bytes: usize, kind: Kind) {
+        if kind == Kind::Answers {
+            self.answers.fetch_add(bytes, Ordering::AcqRel);
+        }
         self.used.fetch_add(bytes, Ordering::AcqRel);
     }
 
-    fn give(&self, bytes: usize) {
+    fn give(&self, bytes: usize, kind: Kind) {
         if bytes == 0 {
             return;
         }
-        let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
-        if before >= self.max && before - bytes < self.max {
+        if kind == Kind::Answers {
+            self.answers.fetch_sub(bytes, Ordering::AcqRel);
+        }
+        // Answers never exceed all bytes, so a full budget of either kind shows here;
+        // waiters look again for their own kind.
+        if self.used.fetch_sub(bytes, Ordering::AcqRel) >= self.max {
             self.room.notify_waiters();
         }
     }
@@ -101,31 +128,31 @@ impl Buffers {
         Buffers { connection, server }
     }
 
-    /// Nothing held yet.
+    /// Nothing held yet, for frames.
     pub fn empty(&self) -> Held {
-        Held { buffers: self.clone(), bytes: 0 }
+        Held { buffers: self.clone(), bytes: 0, kind: Kind::Frames }
     }
 
-    /// `bytes` held from now on, past the limits if need be: an answer already computed.
+    /// `bytes` held for answers from now on, past the limits if need be.
     pub fn charge(&self, bytes: usize) -> Held {
-        self.connection.force(bytes);
-        self.server.force(bytes);
-        Held { buffers: self.clone(), bytes }
+        let mut held = Held { buffers: self.clone(), bytes: 0, kind: Kind::Answers };
+        held.set_forced(bytes);
+        held
     }
 
-    /// Which budget is full, if one is.
-    pub fn full(&self) -> Option<Full> {
-        if !self.connection.has_room() {
+    /// Which budget has no room for `kind`, if one has none.
+    pub fn full(&self, kind: Kind) -> Option<Full> {
+        if !self.connection.has_room(kind) {
             Some(Full::Connection)
-        } else if !self.server.has_room() {
+        } else if !self.server.has_room(kind) {
             Some(Full::Server)
         } else {
             None
         }
     }
 
-    /// Waits until both budgets have room.
-    pub async fn room(&self) {
+    /// Waits until both budgets have room for `kind`.
+    pub async fn room(&self, kind: Kind) {
         loop {
             let connection = self.connection.room.notified();
             let server = self.server.room.notified();
@@ -133,7 +160,7 @@ impl Buffers {
             // Registered before looking, so a release in between is not missed.
             connection.as_mut().enable();
             server.as_mut().enable();
-            match self.full() {
+            match self.full(kind) {
                 None => return,
                 Some(Full::Connection) => connection.await,
                 Some(Full::Server) => server.await,
@@ -145,13 +172,13 @@ impl Buffers {
     fn take_up_to(&self, want: usize) -> usize {
         let from_connection = self.connection.take_up_to(want);
         let taken = self.server.take_up_to(from_connection);
-        self.connection.give(from_connection - taken);
+        self.connection.give(from_connection - taken, Kind::Frames);
         taken
     }
 
-    fn give(&self, bytes: usize) {
-        self.connection.give(bytes);
-        self.server.give(bytes);
+    fn give(&self, bytes: usize, kind: Kind) {
+        self.connection.give(bytes, kind);
+        self.server.give(bytes, kind);
     }
 }
 
@@ -167,11 +194,14 @@ pub enum Full {
 pub struct Held {
     buffers: Buffers,
     bytes: usize,
+    kind: Kind,
 }
 
 impl Held {
     /// Grows by as many of `want` bytes as fit now, possibly none; returns how many.
+    /// Only frames are taken this way.
     pub fn grow_up_to(&mut self, want: usize) -> usize {
+        debug_assert_eq!(self.kind, Kind::Frames);
         let taken = self.buffers.take_up_to(want);
         self.bytes += taken;
         taken
@@ -180,8 +210,8 @@ impl Held {
     /// Holds exactly `bytes`, past the limits if need be.
     pub fn set_forced(&mut self, bytes: usize) {
         if bytes > self.bytes {
-            self.buffers.connection.force(bytes - self.bytes);
-            self.buffers.server.force(bytes - self.bytes);
+            self.buffers.connection.force(bytes - self.bytes, self.kind);
+            self.buffers.server.force(bytes - self.bytes, self.kind);
             self.bytes = bytes;
         } else {
             self.shrink_to(bytes);
@@ -191,7 +221,7 @@ impl Held {
     /// Gives back all but `bytes`.
     pub fn shrink_to(&mut self, bytes: usize) {
         if bytes < self.bytes {
-            self.buffers.give(self.bytes - bytes);
+            self.buffers.give(self.bytes - bytes, self.kind);
             self.bytes = bytes;
         }
     }
@@ -203,7 +233,7 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.buffers.give(self.bytes);
+        self.buffers.give(self.bytes, self.kind);
     }
 }
 
@@ -251,12 +281,12 @@ mod tests {
         let mut held = first.empty();
         assert_eq!(held.grow_up_to(80), 60, "the connection's budget caps it");
         assert_eq!(held.grow_up_to(1), 0);
-        assert_eq!(first.full(), Some(Full::Connection));
+        assert_eq!(first.full(Kind::Frames), Some(Full::Connection));
 
         let second = buffers(60, &server);
         let mut other = second.empty();
         assert_eq!(other.grow_up_to(60), 40, "the server's budget caps it");
-        assert_eq!(second.full(), Some(Full::Server));
+        assert_eq!(second.full(Kind::Frames), Some(Full::Server));
         assert_eq!(second.connection.used(), 40, "what the server refused is given back");
 
         drop(held);
@@ -270,11 +300,22 @@ mod tests {
         let server = Arc::new(Budget::new(100));
         let connection = buffers(50, &server);
         let answer = connection.charge(70);
-        assert_eq!(connection.full(), Some(Full::Connection));
+        assert_eq!(connection.full(Kind::Answers), Some(Full::Connection));
+        assert_eq!(connection.full(Kind::Frames), Some(Full::Connection));
         assert_eq!(connection.empty().grow_up_to(10), 0);
         drop(answer);
-        assert_eq!(connection.full(), None);
+        assert_eq!(connection.full(Kind::Answers), None);
         assert_eq!(server.used(), 0);
+    }
+
+    #[test]
+    fn frames_held_stop_reading_but_not_admitting_requests() {
+        let server = Arc::new(Budget::new(100));
+        let connection = buffers(50, &server);
+        let mut frames = connection.empty();
+        assert_eq!(frames.grow_up_to(50), 50);
+        assert_eq!(connection.full(Kind::Frames), Some(Full::Connection));
+        assert_eq!(connection.full(Kind::Answers), None, "waiting frames cannot block each other");
     }
 
     #[test]
@@ -298,7 +339,7 @@ mod tests {
         let answer = connection.charge(10);
         let waiter = tokio::spawn({
             let connection = connection.clone();
-            async move { connection.room().await }
+            async move { connection.room(Kind::Answers).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "no room while the answer is held");

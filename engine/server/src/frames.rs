@@ -13,7 +13,7 @@ use allot_protocol::{ClientFrame, Deframer, Error, ErrorCode, codec};
 use quinn::{Chunk, ReadError, RecvStream};
 use tokio::time::Instant;
 
-use super::budget::{Full, Held};
+use super::budget::{Full, Held, Kind};
 
 /// Most bytes taken from quinn in one read; bounds the buffer beyond the current frame.
 const READ_CHUNK_BYTES_MAX: usize = 64 * 1024;
@@ -127,8 +127,8 @@ impl FrameReader {
             if room > 0 {
                 return Ok(room);
             }
-            let full = self.held.buffers().full();
-            let wait = self.held.buffers().room();
+            let full = self.held.buffers().full(Kind::Frames);
+            let wait = self.held.buffers().room(Kind::Frames);
             match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, wait)
                     .await

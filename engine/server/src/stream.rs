@@ -15,7 +15,7 @@ use quinn::{RecvStream, SendStream, VarInt};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::Shared;
-use super::budget::{Admission, Buffers};
+use super::budget::{Admission, Buffers, Kind};
 use super::dispatch::{self, SERVER_VERSION};
 use super::frames::{FrameEnd, FrameReader};
 use super::writer::{self, ANSWERS_QUEUED_PER_STREAM_MAX, Outgoing};
@@ -175,7 +175,7 @@ async fn acquire(
 ) -> Result<Admission, Ending> {
     let budget = context.shared.limits.in_flight_requests_per_connection_max;
     let permits = async {
-        context.buffers.room().await;
+        context.buffers.room(Kind::Answers).await;
         context.in_flight.clone().acquire_many_owned(requests.min(budget)).await
     };
     let permit = tokio::select! {

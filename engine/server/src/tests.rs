@@ -103,16 +103,7 @@ impl Stream {
     }
 
     async fn next(&mut self) -> Option<ServerFrame> {
-        loop {
-            if let Some(payload) = self.deframer.next_frame().expect("well-formed frames") {
-                return Some(codec::decode_server(payload).expect("a server frame"));
-            }
-            let read = self.recv.read_chunk(64 * 1024, true);
-            match tokio::time::timeout(ANSWER_TIMEOUT, read).await.expect("an answer in time") {
-                Ok(Some(chunk)) => self.deframer.push(&chunk.bytes),
-                Ok(None) | Err(_) => return None,
-            }
-        }
+        read_frame(&mut self.recv, &mut self.deframer).await
     }
 
     async fn ping(&mut self, id: u64) -> bool {
@@ -122,6 +113,20 @@ impl Stream {
             Some(ServerFrame::Response(response)) if response.id == id
                 && matches!(response.result, Ok(Reply::Pong { .. }))
         )
+    }
+}
+
+/// The next server frame on `recv`, or `None` once the stream is finished or reset.
+async fn read_frame(recv: &mut RecvStream, deframer: &mut Deframer) -> Option<ServerFrame> {
+    loop {
+        if let Some(payload) = deframer.next_frame().expect("well-formed frames") {
+            return Some(codec::decode_server(payload).expect("a server frame"));
+        }
+        let read = recv.read_chunk(64 * 1024, true);
+        match tokio::time::timeout(ANSWER_TIMEOUT, read).await.expect("an answer in time") {
+            Ok(Some(chunk)) => deframer.push(&chunk.bytes),
+            Ok(None) | Err(_) => return None,
+        }
     }
 }
 
@@ -392,5 +397,49 @@ async fn a_client_that_never_reads_its_answers_is_held_to_its_budget_and_others_
     assert!(good.ping(1_000).await);
     assert!(started.elapsed() < Duration::from_secs(5), "the ping waited {:?}", started.elapsed());
     drop(streams);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_streams_pipelining_within_the_smallest_budget_are_all_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smallest = config::FRAME_BYTES_MAX_MIN;
+    let limits = Limits {
+        frame_bytes_max: smallest,
+        connection_buffer_bytes_max: u64::from(smallest),
+        ..Limits::default()
+    };
+    let server = Server::start(config(dir.path()).with_limits(limits)).await.expect("start");
+    let (_endpoint, connection) = connect(&server, dir.path(), None).await.expect("connect");
+    let token = dev_token(dir.path());
+    let requests = 2_000u64;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let mut stream = Stream::open(&connection).await;
+        welcome_role(stream.hello(&token).await);
+        tasks.push(tokio::spawn(async move {
+            let mut frames = Vec::new();
+            for id in 0..requests {
+                let request = Request { id, body: RequestBody::Ping };
+                codec::write_frame(&ClientFrame::Request(request), &mut frames);
+            }
+            let Stream { mut send, mut recv, mut deframer } = stream;
+            let write = async move { send.write_all(&frames).await.expect("write") };
+            let mut answered = 0;
+            let read = async {
+                while answered < requests {
+                    match read_frame(&mut recv, &mut deframer).await {
+                        Some(ServerFrame::Response(_)) => answered += 1,
+                        other => panic!("expected a response, got {other:?}"),
+                    }
+                }
+            };
+            tokio::join!(write, read);
+            answered
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("the stream's task"), requests);
+    }
     server.shutdown().await;
 }
