@@ -1,6 +1,6 @@
 //! A real `allotd` under hostile or broken clients, spoken to with quinn directly: wrong
 //! versions and tokens, forbidden commands, garbage, oversized and truncated frames, too
-//! many connections. Each is answered on its own stream or connection, and a
+//! many connections (with slots kept for an admin). Each is answered on its own stream or connection, and a
 //! well-behaved client on another connection keeps being served throughout; the process
 //! still exits 0 on SIGTERM afterwards.
 
@@ -407,7 +407,8 @@ async fn pipelining_past_the_in_flight_limit_waits_instead_of_failing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_are_refused_and_the_slot_comes_back() {
-    let (mut server, _dir) = start_with_tokens("connections_max = 2");
+    let (mut server, _dir) =
+        start_with_tokens("connections_max = 2\nadmin_connections_reserved = 0");
     let first = Client::connect(&server).await;
     let mut bystander = first.session(CHECKOUT_TOKEN).await;
     let second = Client::connect(&server).await;
@@ -427,6 +428,50 @@ async fn connections_over_the_limit_are_refused_and_the_slot_comes_back() {
     }
     assert!(admitted, "a closed connection frees its slot");
     assert_served(&mut bystander, 200).await;
+    let status = server.terminate();
+    assert!(status.success());
+}
+
+/// A connection to `server` whose first stream's Hello with `token` is welcomed, retried
+/// while a slot is being given back.
+async fn admitted_session(server: &Allotd, token: &str) -> (Client, Stream) {
+    for _ in 0..50 {
+        if let Ok(client) = Client::try_connect(server).await {
+            let mut stream = client.stream().await;
+            if let Some(ServerFrame::Welcome(_)) = stream.hello(PROTOCOL_VERSION, token).await {
+                return (client, stream);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no slot for a session with {token:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_ordinary_slot_taken_an_admin_is_still_served_and_others_are_refused() {
+    let limits = "connections_max = 2\nadmin_connections_reserved = 1";
+    let (mut server, _dir) = start_with_tokens(limits);
+    let first = Client::connect(&server).await;
+    let mut bystander = first.session(CHECKOUT_TOKEN).await;
+    let second = Client::connect(&server).await;
+    let _busy = second.session(CHECKOUT_TOKEN).await;
+
+    let shop = Client::connect(&server).await;
+    let mut refused = shop.stream().await;
+    let answer = refused.hello(PROTOCOL_VERSION, CHECKOUT_TOKEN).await;
+    let Some(ServerFrame::Refused(error)) = answer else { panic!("{answer:?}") };
+    assert_eq!(error.code, ErrorCode::Overloaded);
+    assert!(error.message.contains("admin"), "{}", error.message);
+    let closed = tokio::time::timeout(ANSWER_TIMEOUT, shop.connection.closed()).await;
+    assert!(
+        matches!(closed, Ok(quinn::ConnectionError::ApplicationClosed(ref close)) if close.error_code == 1u32.into()),
+        "the connection on the kept slot is closed: {closed:?}"
+    );
+
+    let (_operator, mut ops) = admitted_session(&server, ADMIN_TOKEN).await;
+    assert_served(&mut ops, 1).await;
+    assert!(Client::try_connect(&server).await.is_err(), "with the kept slot taken too, refused");
+    assert_served(&mut bystander, 10).await;
     let status = server.terminate();
     assert!(status.success());
 }

@@ -26,9 +26,13 @@
 //!
 //! [limits]
 //! connections_max = 1024
+//! admin_connections_reserved = 4
 //! streams_per_connection_max = 64
 //! in_flight_requests_per_connection_max = 4096
 //! frame_bytes_max = 4194304      # at most the protocol's 4 MiB
+//! connection_buffer_bytes_max = 8388608   # unfinished frames + queued answers, per connection
+//! server_buffer_bytes_max = 536870912     # the same over all connections
+//! frame_timeout_ms = 10000       # a frame must arrive whole this soon after its first byte
 //! handshake_timeout_ms = 10000
 //! idle_timeout_ms = 30000
 //! shutdown_drain_ms = 5000
@@ -74,6 +78,9 @@ pub const DATA_DIR_DEFAULT: &str = "allot-data";
 
 /// Default most connections at once; a new one above it is refused at once.
 pub const CONNECTIONS_MAX_DEFAULT: u32 = 1_024;
+/// Default connections kept for the admin role beyond `connections_max`, so an operator
+/// can still connect when ordinary clients have taken every slot.
+pub const ADMIN_CONNECTIONS_RESERVED_DEFAULT: u32 = 4;
 /// Default most bidirectional streams a connection may have open at once (QUIC stream
 /// credit, so a client above it waits rather than fails).
 pub const STREAMS_PER_CONNECTION_MAX_DEFAULT: u32 = 64;
@@ -82,6 +89,13 @@ pub const IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX_DEFAULT: u32 = 4_096;
 /// Smallest frame limit that may be configured: room for any handshake and request
 /// a client is allowed to send one at a time.
 pub const FRAME_BYTES_MAX_MIN: u32 = 16 * 1024;
+/// Default most bytes one connection may make the server hold in unfinished frames and
+/// answers not yet handed to QUIC: room for two frames of the largest size.
+pub const CONNECTION_BUFFER_BYTES_MAX_DEFAULT: u64 = 8 * 1024 * 1024;
+/// Default most bytes all connections together may make the server hold that way.
+pub const SERVER_BUFFER_BYTES_MAX_DEFAULT: u64 = 512 * 1024 * 1024;
+/// Default time a frame has, from its first byte read, to arrive whole.
+pub const FRAME_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// Default time a client has to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// Default time a connection may be silent before it is closed.
@@ -152,11 +166,21 @@ impl std::fmt::Debug for TokenConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub connections_max: u32,
+    /// Connections beyond `connections_max` that only the admin role may use: such a
+    /// connection's streams must say Hello with an admin credential, else it is closed.
+    pub admin_connections_reserved: u32,
     pub streams_per_connection_max: u32,
     pub in_flight_requests_per_connection_max: u32,
     /// At most the protocol's `FRAME_BYTES_MAX`; lower it to bound what one stream may
     /// make the server buffer.
     pub frame_bytes_max: u32,
+    /// Bytes one connection may make the server hold in unfinished frames and queued
+    /// answers; at the limit its streams stop reading. At least `frame_bytes_max`.
+    pub connection_buffer_bytes_max: u64,
+    /// The same over all connections; at least `connection_buffer_bytes_max`.
+    pub server_buffer_bytes_max: u64,
+    /// A frame not whole this long after its first byte was read ends its stream.
+    pub frame_timeout_ms: u64,
     pub handshake_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub shutdown_drain_ms: u64,
@@ -166,9 +190,13 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             connections_max: CONNECTIONS_MAX_DEFAULT,
+            admin_connections_reserved: ADMIN_CONNECTIONS_RESERVED_DEFAULT,
             streams_per_connection_max: STREAMS_PER_CONNECTION_MAX_DEFAULT,
             in_flight_requests_per_connection_max: IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX_DEFAULT,
             frame_bytes_max: FRAME_BYTES_MAX as u32,
+            connection_buffer_bytes_max: CONNECTION_BUFFER_BYTES_MAX_DEFAULT,
+            server_buffer_bytes_max: SERVER_BUFFER_BYTES_MAX_DEFAULT,
+            frame_timeout_ms: FRAME_TIMEOUT_MS_DEFAULT,
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
             idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
             shutdown_drain_ms: SHUTDOWN_DRAIN_MS_DEFAULT,
@@ -189,6 +217,10 @@ impl Limits {
         Duration::from_millis(self.shutdown_drain_ms)
     }
 
+    pub fn frame_timeout(&self) -> Duration {
+        Duration::from_millis(self.frame_timeout_ms)
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let counts = [
             ("connections_max", self.connections_max),
@@ -205,12 +237,34 @@ impl Limits {
                 self.frame_bytes_max
             )));
         }
+        self.check_buffers()?;
         let times = [
+            ("frame_timeout_ms", self.frame_timeout_ms),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
         ];
         if let Some((name, _)) = times.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("limits.{name} must be at least 1")));
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    /// A connection's budget must fit a whole frame, and the server's a connection's.
+    fn check_buffers(&self) -> Result<(), ConfigError> {
+        let frame = u64::from(self.frame_bytes_max);
+        if self.connection_buffer_bytes_max < frame {
+            return Err(ConfigError(format!(
+                "limits.connection_buffer_bytes_max {} is under frame_bytes_max {frame}",
+                self.connection_buffer_bytes_max
+            )));
+        }
+        if self.server_buffer_bytes_max < self.connection_buffer_bytes_max {
+            return Err(ConfigError(format!(
+                "limits.server_buffer_bytes_max {} is under connection_buffer_bytes_max {}",
+                self.server_buffer_bytes_max, self.connection_buffer_bytes_max
+            )));
         }
         Ok(())
     }
@@ -457,9 +511,13 @@ struct FileToken {
 #[serde(deny_unknown_fields)]
 struct FileLimits {
     connections_max: Option<u32>,
+    admin_connections_reserved: Option<u32>,
     streams_per_connection_max: Option<u32>,
     in_flight_requests_per_connection_max: Option<u32>,
     frame_bytes_max: Option<u32>,
+    connection_buffer_bytes_max: Option<u64>,
+    server_buffer_bytes_max: Option<u64>,
+    frame_timeout_ms: Option<u64>,
     handshake_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     shutdown_drain_ms: Option<u64>,
@@ -572,6 +630,7 @@ impl FileLimits {
     fn apply(self, limits: &mut Limits) {
         let set_u32 = |value: Option<u32>, field: &mut u32| *field = value.unwrap_or(*field);
         set_u32(self.connections_max, &mut limits.connections_max);
+        set_u32(self.admin_connections_reserved, &mut limits.admin_connections_reserved);
         set_u32(self.streams_per_connection_max, &mut limits.streams_per_connection_max);
         set_u32(
             self.in_flight_requests_per_connection_max,
@@ -579,6 +638,9 @@ impl FileLimits {
         );
         set_u32(self.frame_bytes_max, &mut limits.frame_bytes_max);
         let set_u64 = |value: Option<u64>, field: &mut u64| *field = value.unwrap_or(*field);
+        set_u64(self.connection_buffer_bytes_max, &mut limits.connection_buffer_bytes_max);
+        set_u64(self.server_buffer_bytes_max, &mut limits.server_buffer_bytes_max);
+        set_u64(self.frame_timeout_ms, &mut limits.frame_timeout_ms);
         set_u64(self.handshake_timeout_ms, &mut limits.handshake_timeout_ms);
         set_u64(self.idle_timeout_ms, &mut limits.idle_timeout_ms);
         set_u64(self.shutdown_drain_ms, &mut limits.shutdown_drain_ms);
@@ -708,6 +770,9 @@ mod tests {
             ("[tls]\ncert = \"c.pem\"\n", "tls.key"),
             ("[limits]\nconnections_max = 0\n", "connections_max"),
             ("[limits]\nframe_bytes_max = 99999999\n", "frame_bytes_max"),
+            ("[limits]\nconnection_buffer_bytes_max = 4096\n", "connection_buffer_bytes_max"),
+            ("[limits]\nserver_buffer_bytes_max = 4194304\n", "server_buffer_bytes_max"),
+            ("[limits]\nframe_timeout_ms = 0\n", "frame_timeout_ms"),
             ("[[tokens]]\nrole = \"read\"\n", "exactly one of token"),
             (
                 "[[tokens]]\nrole = \"read\"\ntoken = \"a\"\n[[tokens]]\nrole = \"admin\"\ntoken = \"a\"\n",

@@ -4,9 +4,14 @@
 //!
 //! The engine's recovery only looks at `wal-*.log`, `snapshot-*.snap*` and `LOCK`, so
 //! these files can live beside them.
+//!
+//! Each file is made durable before it is announced: written under a temporary name,
+//! the file fsynced, renamed into place, the directory fsynced. Without the last step a
+//! power loss can forget the rename, a new certificate and token are made on the next
+//! start, and every client pinned to the old ones is locked out.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -35,8 +40,49 @@ pub enum Origin {
     Reused,
 }
 
+/// The file-system steps a durable write takes; tests record their order.
+pub(crate) trait Disk {
+    /// Creates (or truncates) `path` with `mode` from the start and writes `bytes`.
+    fn write_new(&mut self, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>;
+    /// Flushes the file's contents to stable storage.
+    fn sync_file(&mut self, path: &Path) -> io::Result<()>;
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Flushes the directory's entries, so a rename into it survives a power loss.
+    fn sync_dir(&mut self, dir: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+pub(crate) struct FsDisk;
+
+impl Disk for FsDisk {
+    fn write_new(&mut self, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+        let mut file =
+            OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
+        file.write_all(bytes)
+    }
+
+    fn sync_file(&mut self, path: &Path) -> io::Result<()> {
+        OpenOptions::new().write(true).open(path)?.sync_all()
+    }
+
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
 /// The development certificate and key in `data_dir`, created if either is missing.
 pub fn dev_cert(data_dir: &Path) -> Result<(PathBuf, PathBuf, Origin), ServerError> {
+    dev_cert_on(&mut FsDisk, data_dir)
+}
+
+fn dev_cert_on(
+    disk: &mut impl Disk,
+    data_dir: &Path,
+) -> Result<(PathBuf, PathBuf, Origin), ServerError> {
     let cert = data_dir.join(DEV_CERT_FILE_NAME);
     let key = data_dir.join(DEV_KEY_FILE_NAME);
     match (cert.exists(), key.exists()) {
@@ -51,13 +97,21 @@ pub fn dev_cert(data_dir: &Path) -> Result<(PathBuf, PathBuf, Origin), ServerErr
         ServerError::Tls(format!("cannot make a development certificate: {error}"))
     })?;
     // The key goes first: a certificate on disk without its key would be reused as half a pair.
-    write_atomically(&key, certified.signing_key.serialize_pem().as_bytes(), PRIVATE_FILE_MODE)?;
-    write_atomically(&cert, certified.cert.pem().as_bytes(), PUBLIC_FILE_MODE)?;
+    let key_pem = certified.signing_key.serialize_pem();
+    write_durably(disk, &key, key_pem.as_bytes(), PRIVATE_FILE_MODE)?;
+    write_durably(disk, &cert, certified.cert.pem().as_bytes(), PUBLIC_FILE_MODE)?;
     Ok((cert, key, Origin::Created))
 }
 
 /// The development admin token in `data_dir`, created if missing.
 pub fn dev_token(data_dir: &Path) -> Result<(String, PathBuf, Origin), ServerError> {
+    dev_token_on(&mut FsDisk, data_dir)
+}
+
+fn dev_token_on(
+    disk: &mut impl Disk,
+    data_dir: &Path,
+) -> Result<(String, PathBuf, Origin), ServerError> {
     let path = data_dir.join(DEV_TOKEN_FILE_NAME);
     if path.exists() {
         let text = fs::read_to_string(&path).map_err(ServerError::io("read", &path))?;
@@ -72,7 +126,7 @@ pub fn dev_token(data_dir: &Path) -> Result<(String, PathBuf, Origin), ServerErr
         return Ok((token, path, Origin::Reused));
     }
     let token = random_hex(DEV_TOKEN_BYTES)?;
-    write_atomically(&path, format!("{token}\n").as_bytes(), PRIVATE_FILE_MODE)?;
+    write_durably(disk, &path, format!("{token}\n").as_bytes(), PRIVATE_FILE_MODE)?;
     Ok((token, path, Origin::Created))
 }
 
@@ -86,21 +140,25 @@ fn random_hex(bytes: usize) -> Result<String, ServerError> {
 }
 
 /// Writes a temporary file with `mode` from the start (a secret is never readable by
-/// others, not even for a moment), then renames it into place, so a crash leaves the old
-/// file or the whole new one.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ServerError> {
+/// others, not even for a moment), fsyncs it, renames it into place and fsyncs the
+/// directory, so after a crash or a power loss the name holds the old file or the whole
+/// new one, and a file once announced stays.
+fn write_durably(
+    disk: &mut impl Disk,
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), ServerError> {
     let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("dev-file");
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(ServerError::io("create", &tmp))?;
-    file.write_all(bytes).map_err(ServerError::io("write", &tmp))?;
-    file.sync_all().map_err(ServerError::io("sync", &tmp))?;
-    fs::rename(&tmp, path).map_err(ServerError::io("rename", path))
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    disk.write_new(&tmp, bytes, mode).map_err(ServerError::io("write", &tmp))?;
+    disk.sync_file(&tmp).map_err(ServerError::io("sync", &tmp))?;
+    disk.rename(&tmp, path).map_err(ServerError::io("rename", path))?;
+    disk.sync_dir(dir).map_err(ServerError::io("sync the directory", dir))
 }
 
 #[cfg(test)]
@@ -148,6 +206,71 @@ mod tests {
 
         let (again, _, origin) = dev_token(dir.path()).expect("reuse");
         assert_eq!((again, origin), (token, Origin::Reused));
+    }
+
+    /// The real file system, with every step recorded as `(step, file name)`.
+    #[derive(Default)]
+    struct RecordingDisk {
+        steps: Vec<(&'static str, String)>,
+    }
+
+    fn name(path: &Path) -> String {
+        path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    impl Disk for RecordingDisk {
+        fn write_new(&mut self, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+            self.steps.push(("write", name(path)));
+            FsDisk.write_new(path, bytes, mode)
+        }
+
+        fn sync_file(&mut self, path: &Path) -> io::Result<()> {
+            self.steps.push(("sync file", name(path)));
+            FsDisk.sync_file(path)
+        }
+
+        fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+            self.steps.push(("rename", format!("{} -> {}", name(from), name(to))));
+            FsDisk.rename(from, to)
+        }
+
+        fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
+            self.steps.push(("sync dir", name(dir)));
+            FsDisk.sync_dir(dir)
+        }
+    }
+
+    fn durable_steps(file: &str, dir: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("write", format!(".{file}.tmp")),
+            ("sync file", format!(".{file}.tmp")),
+            ("rename", format!(".{file}.tmp -> {file}")),
+            ("sync dir", dir.to_owned()),
+        ]
+    }
+
+    #[test]
+    fn the_dev_token_is_written_synced_renamed_then_its_directory_synced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut disk = RecordingDisk::default();
+        let (token, path, _) = dev_token_on(&mut disk, dir.path()).expect("create");
+        assert_eq!(disk.steps, durable_steps(DEV_TOKEN_FILE_NAME, &name(dir.path())));
+        assert_eq!(fs::read_to_string(path).expect("read").trim(), token);
+    }
+
+    #[test]
+    fn the_dev_key_then_certificate_are_each_made_durable_before_they_are_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut disk = RecordingDisk::default();
+        dev_cert_on(&mut disk, dir.path()).expect("create");
+        let dir_name = name(dir.path());
+        let mut expected = durable_steps(DEV_KEY_FILE_NAME, &dir_name);
+        expected.extend(durable_steps(DEV_CERT_FILE_NAME, &dir_name));
+        assert_eq!(disk.steps, expected);
+
+        let mut again = RecordingDisk::default();
+        dev_cert_on(&mut again, dir.path()).expect("reuse");
+        assert!(again.steps.is_empty(), "reused files are not written again");
     }
 
     #[test]

@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use allot_protocol::{Error, ErrorCode, Reply, Request, RequestBody, Response, Role, check};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 
 use super::Shared;
+use super::budget::Admission;
 use super::writer::{self, Outgoing};
 use allot_engine::core::{self, Outcome};
 use allot_engine::{Engine, Pending, wire};
@@ -24,22 +25,22 @@ enum Prepared {
     Waiting(Pending<core::Reply>),
 }
 
-/// Answers one request; `permit` is released once the answer is handed to QUIC.
+/// Answers one request; `admission` is released once the answer is handed to QUIC.
 pub async fn one(
     shared: &Arc<Shared>,
     role: Role,
     request: Request,
-    permit: OwnedSemaphorePermit,
+    admission: Admission,
     answers: &mpsc::Sender<Outgoing>,
 ) {
     let id = request.id;
     match prepare(&shared.engine, role, request) {
-        Prepared::Ready(result) => send(answers, Response { id, result }, permit).await,
+        Prepared::Ready(result) => send(answers, Response { id, result }, admission).await,
         Prepared::Waiting(pending) => {
             let answers = answers.clone();
             tokio::spawn(async move {
                 let result = wire::outcome(pending.await);
-                send(&answers, Response { id, result }, permit).await;
+                send(&answers, Response { id, result }, admission).await;
             });
         }
     }
@@ -50,7 +51,7 @@ pub fn batch(
     shared: &Arc<Shared>,
     role: Role,
     requests: Vec<Request>,
-    permit: OwnedSemaphorePermit,
+    admission: Admission,
     answers: &mpsc::Sender<Outgoing>,
 ) {
     let in_flight = BatchInFlight::submit(&shared.engine, role, requests);
@@ -59,13 +60,13 @@ pub fn batch(
         let payload = writer::batch_payload(in_flight.responses().await);
         // The writer drains its queue until every sender is gone, so this only fails if
         // the stream's task was cancelled, and then nobody is left to answer.
-        let _ = answers.send(Outgoing::Frame { payload, permit: Some(permit) }).await;
+        let _ = answers.send(Outgoing::answer(payload, admission)).await;
     });
 }
 
-async fn send(answers: &mpsc::Sender<Outgoing>, response: Response, permit: OwnedSemaphorePermit) {
+async fn send(answers: &mpsc::Sender<Outgoing>, response: Response, admission: Admission) {
     let payload = writer::response_payload(response);
-    let _ = answers.send(Outgoing::Frame { payload, permit: Some(permit) }).await;
+    let _ = answers.send(Outgoing::answer(payload, admission)).await;
 }
 
 fn prepare(engine: &Engine, role: Role, request: Request) -> Prepared {

@@ -8,6 +8,7 @@
 pub mod config;
 
 mod auth;
+mod budget;
 mod connection;
 mod dev_files;
 mod dispatch;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use allot_protocol::ServerLimits;
 use allot_protocol::limits::{BATCH_REQUESTS_MAX, LINES_PER_HOLD_MAX};
 use quinn::Endpoint;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use config::{ConfigError, Flags, Limits, ServerConfig, TlsSource, TokenConfig};
@@ -100,6 +101,8 @@ pub(crate) struct Shared {
     welcome_limits: ServerLimits,
     /// A client CA is configured, so a peer certificate means a verified one.
     mutual_tls: bool,
+    /// The bytes all connections together may hold in frames and answers.
+    buffers: Arc<budget::Budget>,
 }
 
 /// A running server.
@@ -109,6 +112,7 @@ pub struct Server {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
     accept_loop: Option<JoinHandle<()>>,
+    buffers: Arc<budget::Budget>,
 }
 
 impl Server {
@@ -137,17 +141,31 @@ impl Server {
             in_flight_requests_max: limits.in_flight_requests_per_connection_max,
             lines_per_hold_max: LINES_PER_HOLD_MAX as u32,
         };
-        let shared =
-            Arc::new(Shared { engine: engine.clone(), tokens, limits, welcome_limits, mutual_tls });
+        let server_bytes = usize::try_from(limits.server_buffer_bytes_max).unwrap_or(usize::MAX);
+        let buffers = Arc::new(budget::Budget::new(server_bytes));
+        let shared = Arc::new(Shared {
+            engine: engine.clone(),
+            tokens,
+            limits,
+            welcome_limits,
+            mutual_tls,
+            buffers: buffers.clone(),
+        });
         let (stop, stopped) = watch::channel(false);
         let accept_loop = tokio::spawn(accept_loop(endpoint.clone(), shared, stopped));
         tracing::info!(%local_addr, "listening");
-        Ok(Server { endpoint, engine, local_addr, stop, accept_loop: Some(accept_loop) })
+        Ok(Server { endpoint, engine, local_addr, stop, accept_loop: Some(accept_loop), buffers })
     }
 
     /// The bound address (the real port when the configuration asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Bytes the connections hold now in unfinished frames and answers not yet handed to
+    /// QUIC, under `limits.server_buffer_bytes_max`.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffers.used()
     }
 
     /// The engine behind the server, for in-process use next to the network.
@@ -207,7 +225,7 @@ async fn stop_engine(engine: Engine) {
 }
 
 async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(shared.limits.connections_max as usize));
+    let slots = connection::Slots::new(&shared.limits);
     let mut connections = JoinSet::new();
     // Warn once per stretch at the limit, not once per refused connection.
     let mut at_limit = false;
@@ -218,13 +236,13 @@ async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>, stop: watch::Recei
             _ = stopped.wait_for(|stopping| *stopping) => break,
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                match slots.clone().try_acquire_owned() {
-                    Ok(slot) => {
+                match slots.take() {
+                    Some(slot) => {
                         at_limit = false;
                         let serve = connection::serve(incoming, shared.clone(), stop.clone(), slot);
                         connections.spawn(serve);
                     }
-                    Err(_) => {
+                    None => {
                         if !at_limit {
                             tracing::warn!(
                                 connections_max = shared.limits.connections_max,

@@ -6,14 +6,16 @@
 //! the connection's other streams and other clients are not touched.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use allot_protocol::{
     ClientFrame, Error, ErrorCode, Hello, PROTOCOL_VERSION, Role, ServerFrame, Welcome, check,
 };
 use quinn::{RecvStream, SendStream, VarInt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::Shared;
+use super::budget::{Admission, Buffers, Kind};
 use super::dispatch::{self, SERVER_VERSION};
 use super::frames::{FrameEnd, FrameReader};
 use super::writer::{self, ANSWERS_QUEUED_PER_STREAM_MAX, Outgoing};
@@ -27,6 +29,11 @@ pub struct StreamContext {
     pub shared: Arc<Shared>,
     /// Requests the connection may have unanswered, over all its streams.
     pub in_flight: Arc<Semaphore>,
+    /// The bytes the connection (and the server) may hold in frames and answers.
+    pub buffers: Buffers,
+    /// Set on a connection in a slot kept for the admin role: only an admin Hello is
+    /// served, and one that is sets the flag.
+    pub admin_only: Option<Arc<AtomicBool>>,
     /// The peer presented a client certificate that verified against the configured CA.
     pub cert_verified: bool,
     pub stop: watch::Receiver<bool>,
@@ -56,7 +63,10 @@ async fn read_requests(
     context: &StreamContext,
     answers: &mpsc::Sender<Outgoing>,
 ) -> Ending {
-    let mut frames = FrameReader::new(context.shared.limits.frame_bytes_max as usize);
+    let limits = &context.shared.limits;
+    let held = context.buffers.empty();
+    let mut frames =
+        FrameReader::new(limits.frame_bytes_max as usize, held, limits.frame_timeout());
     let mut stop = context.stop.clone();
     let role = match greet(&mut frames, recv, context, &mut stop, answers).await {
         Ok(role) => role,
@@ -84,6 +94,7 @@ async fn greet(
         return Err(Ending::Refuse(Error::invalid("the first frame on a stream must be Hello")));
     };
     let (role, credential) = handshake(&hello, context).map_err(Ending::Refuse)?;
+    admit_on_reserved_slot(role, context).map_err(Ending::Refuse)?;
     tracing::debug!(client = %hello.client_name, credential, %role, "stream opened");
     let welcome = ServerFrame::Welcome(Welcome {
         protocol_version: PROTOCOL_VERSION,
@@ -91,8 +102,20 @@ async fn greet(
         role,
         limits: context.shared.welcome_limits,
     });
-    let _ = answers.send(Outgoing::frame(&welcome, None)).await;
+    let _ = answers.send(Outgoing::frame(&welcome, &context.buffers)).await;
     Ok(role)
+}
+
+/// On a connection slot kept for operators, only the admin role is served.
+fn admit_on_reserved_slot(role: Role, context: &StreamContext) -> Result<(), Error> {
+    let Some(admin_seen) = &context.admin_only else { return Ok(()) };
+    if role != Role::Admin {
+        let message = "the server is at its connection limit; the connections left are kept \
+                       for the admin role";
+        return Err(Error::new(ErrorCode::Overloaded, message));
+    }
+    admin_seen.store(true, Ordering::Release);
+    Ok(())
 }
 
 /// The role a Hello earns and the name of its credential, or why it is refused.
@@ -127,35 +150,40 @@ async fn handle(
             Err(Ending::Refuse(Error::invalid("Hello may only be the first frame of a stream")))
         }
         ClientFrame::Request(request) => {
-            let permit = acquire(context, 1, stop).await?;
-            dispatch::one(&context.shared, role, request, permit, answers).await;
+            let admission = acquire(context, 1, stop).await?;
+            dispatch::one(&context.shared, role, request, admission, answers).await;
             Ok(())
         }
         ClientFrame::Batch(requests) => {
             check::batch(&requests).map_err(Ending::Refuse)?;
             let count = u32::try_from(requests.len()).unwrap_or(u32::MAX);
-            let permit = acquire(context, count, stop).await?;
-            dispatch::batch(&context.shared, role, requests, permit, answers);
+            let admission = acquire(context, count, stop).await?;
+            dispatch::batch(&context.shared, role, requests, admission, answers);
             Ok(())
         }
     }
 }
 
-/// Waits for room in the connection's in-flight budget: this is where a stream stops
-/// reading while the answers it is owed go out. A batch larger than the whole budget
-/// takes all of it.
+/// Waits for room in the connection's in-flight budget, in bytes (answers not yet handed
+/// to QUIC, frames being read: the connection's and the server's) and in requests: this
+/// is where a stream stops reading while the answers it is owed go out. A batch larger
+/// than the whole request budget takes all of it.
 async fn acquire(
     context: &StreamContext,
     requests: u32,
     stop: &mut watch::Receiver<bool>,
-) -> Result<OwnedSemaphorePermit, Ending> {
+) -> Result<Admission, Ending> {
     let budget = context.shared.limits.in_flight_requests_per_connection_max;
-    let permits = context.in_flight.clone().acquire_many_owned(requests.min(budget));
-    tokio::select! {
+    let permits = async {
+        context.buffers.room(Kind::Answers).await;
+        context.in_flight.clone().acquire_many_owned(requests.min(budget)).await
+    };
+    let permit = tokio::select! {
         biased;
-        _ = stop.wait_for(|stopping| *stopping) => Err(Ending::Stopping),
-        permit = permits => permit.map_err(|_| Ending::Stopping),
-    }
+        _ = stop.wait_for(|stopping| *stopping) => return Err(Ending::Stopping),
+        permit = permits => permit.map_err(|_| Ending::Stopping)?,
+    };
+    Ok(Admission::new(permit, requests as usize, &context.buffers))
 }
 
 async fn next_frame(

@@ -1,17 +1,19 @@
 //! The server in-process, as the load harness uses it: start on port 0, serve a client
 //! over QUIC, shut down and release the data directory; several servers side by side;
-//! client certificates under mutual TLS.
+//! client certificates under mutual TLS; the byte budgets and the frame deadline against
+//! clients that never finish their frames or never read their answers.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use allot_protocol::limits::FRAME_BYTES_MAX;
 use allot_protocol::{
-    ClientFrame, Deframer, ErrorCode, Hello, PROTOCOL_VERSION, Reply, Request, RequestBody, Role,
-    ServerFrame, codec,
+    ClientFrame, Command, Deframer, ErrorCode, Hello, LocationKind, LocationSpec, PROTOCOL_VERSION,
+    Query, Reply, Request, RequestBody, Role, ServerFrame, ShippingCost, codec,
 };
 use quinn::crypto::rustls::QuicClientConfig;
-use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use quinn::{Connection, Endpoint, RecvStream, SendStream, TransportConfig, VarInt};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
 };
@@ -19,6 +21,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::*;
+use allot_protocol::frame::FRAME_PREFIX_BYTES;
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -38,6 +41,15 @@ async fn connect(
     data_dir: &Path,
     identity: Option<Identity>,
 ) -> Result<(Endpoint, Connection), quinn::ConnectionError> {
+    connect_with(server, data_dir, identity, TransportConfig::default()).await
+}
+
+async fn connect_with(
+    server: &Server,
+    data_dir: &Path,
+    identity: Option<Identity>,
+    transport: TransportConfig,
+) -> Result<(Endpoint, Connection), quinn::ConnectionError> {
     let mut roots = RootCertStore::empty();
     for cert in tls::load_certs(&data_dir.join(DEV_CERT_FILE_NAME)).expect("the dev certificate") {
         roots.add(cert).expect("trust it");
@@ -56,7 +68,9 @@ async fn connect(
     tls.alpn_protocols = vec![allot_protocol::ALPN.to_vec()];
     let quic = QuicClientConfig::try_from(tls).expect("QUIC TLS config");
     let mut endpoint = Endpoint::client("127.0.0.1:0".parse().expect("address")).expect("bind");
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let mut client = quinn::ClientConfig::new(Arc::new(quic));
+    client.transport_config(Arc::new(transport));
+    endpoint.set_default_client_config(client);
     let connecting = endpoint.connect(server.local_addr(), "localhost").expect("connect");
     let connection = tokio::time::timeout(ANSWER_TIMEOUT, connecting).await.expect("in time")?;
     Ok((endpoint, connection))
@@ -89,16 +103,7 @@ impl Stream {
     }
 
     async fn next(&mut self) -> Option<ServerFrame> {
-        loop {
-            if let Some(payload) = self.deframer.next_frame().expect("well-formed frames") {
-                return Some(codec::decode_server(payload).expect("a server frame"));
-            }
-            let read = self.recv.read_chunk(64 * 1024, true);
-            match tokio::time::timeout(ANSWER_TIMEOUT, read).await.expect("an answer in time") {
-                Ok(Some(chunk)) => self.deframer.push(&chunk.bytes),
-                Ok(None) | Err(_) => return None,
-            }
-        }
+        read_frame(&mut self.recv, &mut self.deframer).await
     }
 
     async fn ping(&mut self, id: u64) -> bool {
@@ -108,6 +113,20 @@ impl Stream {
             Some(ServerFrame::Response(response)) if response.id == id
                 && matches!(response.result, Ok(Reply::Pong { .. }))
         )
+    }
+}
+
+/// The next server frame on `recv`, or `None` once the stream is finished or reset.
+async fn read_frame(recv: &mut RecvStream, deframer: &mut Deframer) -> Option<ServerFrame> {
+    loop {
+        if let Some(payload) = deframer.next_frame().expect("well-formed frames") {
+            return Some(codec::decode_server(payload).expect("a server frame"));
+        }
+        let read = recv.read_chunk(64 * 1024, true);
+        match tokio::time::timeout(ANSWER_TIMEOUT, read).await.expect("an answer in time") {
+            Ok(Some(chunk)) => deframer.push(&chunk.bytes),
+            Ok(None) | Err(_) => return None,
+        }
     }
 }
 
@@ -217,6 +236,210 @@ async fn a_client_certificate_from_another_ca_fails_the_handshake() {
         .await
         .expect("an answer in time");
         assert!(opened.is_err(), "an unverifiable client certificate is refused");
+    }
+    server.shutdown().await;
+}
+
+/// A served admin stream on a connection of its own.
+async fn bystander(server: &Server, dir: &Path) -> (Endpoint, Connection, Stream) {
+    let (endpoint, connection) = connect(server, dir, None).await.expect("connect");
+    let mut stream = Stream::open(&connection).await;
+    welcome_role(stream.hello(&dev_token(dir)).await);
+    (endpoint, connection, stream)
+}
+
+/// The server's held bytes, sampled for `during`: the most seen.
+async fn most_buffered(server: &Server, during: Duration) -> usize {
+    let until = tokio::time::Instant::now() + during;
+    let mut most = 0;
+    while tokio::time::Instant::now() < until {
+        most = most.max(server.buffered_bytes());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_frames_on_every_stream_are_held_to_the_connection_budget_then_ended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let budget_bytes = FRAME_BYTES_MAX as u64;
+    let limits = Limits {
+        connection_buffer_bytes_max: budget_bytes,
+        frame_timeout_ms: 1_000,
+        ..Limits::default()
+    };
+    let server = Server::start(config(dir.path()).with_limits(limits)).await.expect("start");
+    let (_good_endpoint, _good, mut good) = bystander(&server, dir.path()).await;
+    let (_endpoint, offender) = connect(&server, dir.path(), None).await.expect("connect");
+    let token = dev_token(dir.path());
+
+    // Each stream announces a frame of the largest size and sends half of it.
+    let mut half_frame = u32::try_from(FRAME_BYTES_MAX).expect("fits").to_le_bytes().to_vec();
+    half_frame.resize(FRAME_PREFIX_BYTES + FRAME_BYTES_MAX / 2, 7);
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        let mut stream = Stream::open(&offender).await;
+        welcome_role(stream.hello(&token).await);
+        // Flow control stops the write once the server stops reading; the rest waits.
+        let write = stream.send.write_all(&half_frame);
+        let _ = tokio::time::timeout(Duration::from_millis(100), write).await;
+        streams.push(stream);
+    }
+    let most = most_buffered(&server, Duration::from_millis(300)).await;
+    let slack_bytes = 64 * 1024;
+    assert!(most <= budget_bytes as usize + slack_bytes, "{most} bytes held");
+    assert!(good.ping(1).await, "another client is served meanwhile");
+
+    for (index, stream) in streams.iter_mut().enumerate() {
+        match stream.next().await {
+            Some(ServerFrame::Refused(error)) => assert!(
+                matches!(error.code, ErrorCode::Overloaded | ErrorCode::InvalidArgument),
+                "stream {index}: {error:?}"
+            ),
+            other => panic!("stream {index} was not refused: {other:?}"),
+        }
+    }
+    assert!(good.ping(2).await);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_left_unfinished_is_refused_after_the_frame_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = Limits { frame_timeout_ms: 300, ..Limits::default() };
+    let server = Server::start(config(dir.path()).with_limits(limits)).await.expect("start");
+    let (_endpoint, connection) = connect(&server, dir.path(), None).await.expect("connect");
+    let mut stalled = Stream::open(&connection).await;
+    welcome_role(stalled.hello(&dev_token(dir.path())).await);
+
+    let ping = codec::frame(&ClientFrame::Request(Request { id: 1, body: RequestBody::Ping }));
+    let started = std::time::Instant::now();
+    stalled.send.write_all(&ping[..FRAME_PREFIX_BYTES + 2]).await.expect("write");
+    match stalled.next().await {
+        Some(ServerFrame::Refused(error)) => {
+            assert_eq!(error.code, ErrorCode::InvalidArgument);
+            assert!(error.message.contains("within 300 ms"), "{}", error.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(started.elapsed() >= Duration::from_millis(300), "not before the deadline");
+    assert_eq!(stalled.next().await, None, "the stream is finished");
+
+    let mut sibling = Stream::open(&connection).await;
+    welcome_role(sibling.hello(&dev_token(dir.path())).await);
+    assert!(sibling.ping(2).await, "the connection's other streams are served");
+    assert_eq!(server.buffered_bytes(), 0, "the stalled frame's bytes are given back");
+    server.shutdown().await;
+}
+
+fn location(code: &str) -> RequestBody {
+    let spec = LocationSpec {
+        code: code.into(),
+        name: format!("Depot {code}"),
+        kind: LocationKind::Warehouse,
+        latitude_e6: 0,
+        longitude_e6: 0,
+        ships: true,
+        pickup: false,
+        daily_capacity: 10,
+        shipping_cost: ShippingCost { base_minor: 0, per_km_minor: 0, currency: "EUR".into() },
+        priority: 1,
+        active: true,
+    };
+    RequestBody::Command { idempotency_key: None, command: Command::UpsertLocation(spec) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_held_to_its_budget_and_others_are_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let budget_bytes = 256 * 1024;
+    let limits = Limits {
+        frame_bytes_max: config::FRAME_BYTES_MAX_MIN,
+        connection_buffer_bytes_max: budget_bytes,
+        ..Limits::default()
+    };
+    let server = Server::start(config(dir.path()).with_limits(limits)).await.expect("start");
+    let (_good_endpoint, _good, mut good) = bystander(&server, dir.path()).await;
+    // Forty locations make each answer to `Locations` a few kilobytes.
+    for index in 0..40 {
+        let body = location(&format!("DC-{index:02}"));
+        good.send(&ClientFrame::Request(Request { id: index, body })).await;
+        assert!(matches!(good.next().await, Some(ServerFrame::Response(r)) if r.result.is_ok()));
+    }
+
+    // The flooder's QUIC stack takes almost nothing unread, so answers stay on the server.
+    let mut transport = TransportConfig::default();
+    transport.stream_receive_window(VarInt::from_u32(1024));
+    let (_endpoint, flooder) =
+        connect_with(&server, dir.path(), None, transport).await.expect("connect");
+    let token = dev_token(dir.path());
+    // Greeted first: once its budget is full, the connection reads nothing more.
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let mut stream = Stream::open(&flooder).await;
+        welcome_role(stream.hello(&token).await);
+        streams.push(stream);
+    }
+    let mut frames = Vec::new();
+    for id in 0..5_000 {
+        let body = RequestBody::Query(Query::Locations);
+        codec::write_frame(&ClientFrame::Request(Request { id, body }), &mut frames);
+    }
+    for stream in &mut streams {
+        let write = stream.send.write_all(&frames);
+        let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+    }
+
+    // Without the byte budget, 4 096 answers of a few kilobytes each would be held.
+    let most = most_buffered(&server, Duration::from_secs(1)).await;
+    assert!(most <= 2 * budget_bytes as usize, "{most} bytes held");
+    let started = std::time::Instant::now();
+    assert!(good.ping(1_000).await);
+    assert!(started.elapsed() < Duration::from_secs(5), "the ping waited {:?}", started.elapsed());
+    drop(streams);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_streams_pipelining_within_the_smallest_budget_are_all_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smallest = config::FRAME_BYTES_MAX_MIN;
+    let limits = Limits {
+        frame_bytes_max: smallest,
+        connection_buffer_bytes_max: u64::from(smallest),
+        ..Limits::default()
+    };
+    let server = Server::start(config(dir.path()).with_limits(limits)).await.expect("start");
+    let (_endpoint, connection) = connect(&server, dir.path(), None).await.expect("connect");
+    let token = dev_token(dir.path());
+    let requests = 2_000u64;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let mut stream = Stream::open(&connection).await;
+        welcome_role(stream.hello(&token).await);
+        tasks.push(tokio::spawn(async move {
+            let mut frames = Vec::new();
+            for id in 0..requests {
+                let request = Request { id, body: RequestBody::Ping };
+                codec::write_frame(&ClientFrame::Request(request), &mut frames);
+            }
+            let Stream { mut send, mut recv, mut deframer } = stream;
+            let write = async move { send.write_all(&frames).await.expect("write") };
+            let mut answered = 0;
+            let read = async {
+                while answered < requests {
+                    match read_frame(&mut recv, &mut deframer).await {
+                        Some(ServerFrame::Response(_)) => answered += 1,
+                        other => panic!("expected a response, got {other:?}"),
+                    }
+                }
+            };
+            tokio::join!(write, read);
+            answered
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("the stream's task"), requests);
     }
     server.shutdown().await;
 }

@@ -21,6 +21,9 @@ use super::dev_files::{self, Origin};
 /// Bytes a connection may have received and not yet read, over all its streams. Bounds
 /// what a client can make the server buffer beyond the frames it is decoding.
 const CONNECTION_RECEIVE_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// Bytes of answers quinn may hold for a connection, sent and not yet acknowledged: what
+/// it holds beyond the answers the byte budgets count (quinn's default is 10 MB).
+const CONNECTION_SEND_WINDOW_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The rustls configuration for `config`. The crypto provider is passed explicitly, so
 /// nothing process-wide is installed and several servers can run in one process.
@@ -69,6 +72,7 @@ fn transport(limits: &Limits) -> Result<TransportConfig, ServerError> {
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .datagram_receive_buffer_size(None)
         .receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW_BYTES))
+        .send_window(CONNECTION_SEND_WINDOW_BYTES)
         .max_idle_timeout(Some(idle));
     Ok(transport)
 }

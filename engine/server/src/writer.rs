@@ -1,6 +1,7 @@
 //! The sending half of a stream: one task per stream writes the answers in the order they
 //! complete, coalescing those that are ready together into one write, and releases each
-//! request's in-flight permit once its answer has been handed to QUIC.
+//! request's in-flight permit and its answer's bytes (held against the connection's and
+//! the server's budgets) once the answer has been handed to QUIC.
 //!
 //! Payloads are encoded with `codec::encode_payload` and measured when the answer is
 //! ready, not when it is written: a reply listing every location or every cell of a SKU
@@ -15,6 +16,8 @@ use quinn::SendStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc;
 
+use super::budget::{Admission, Buffers, Held};
+
 /// Answers that may wait for the writer on one stream; a full queue holds back the tasks
 /// answering requests, which hold their permits, which stops the reader (backpressure).
 pub const ANSWERS_QUEUED_PER_STREAM_MAX: usize = 256;
@@ -25,16 +28,27 @@ const REFUSAL_MESSAGE_BYTES_MAX: usize = 512;
 
 /// What the writer is handed.
 pub enum Outgoing {
-    /// One encoded frame payload, with the in-flight permits of the requests it answers.
-    Frame { payload: Vec<u8>, permit: Option<OwnedSemaphorePermit> },
+    /// One encoded frame payload, with the in-flight permits of the requests it answers
+    /// and its bytes held against the budgets.
+    Frame { payload: Vec<u8>, permit: Option<OwnedSemaphorePermit>, held: Held },
     /// The stream is refused: the refusal is written after every answer still in flight,
     /// then the stream is finished.
     Refuse(Error),
 }
 
 impl Outgoing {
-    pub fn frame(frame: &ServerFrame, permit: Option<OwnedSemaphorePermit>) -> Outgoing {
-        Outgoing::Frame { payload: codec::encode_payload(frame), permit }
+    /// A frame answering no request (the `Welcome`), its bytes charged to `buffers`
+    /// until it is written.
+    pub fn frame(frame: &ServerFrame, buffers: &Buffers) -> Outgoing {
+        let payload = codec::encode_payload(frame);
+        let held = buffers.charge(payload.len());
+        Outgoing::Frame { payload, permit: None, held }
+    }
+
+    /// The answer to admitted requests: the bytes reserved for it become its real size.
+    pub fn answer(payload: Vec<u8>, admission: Admission) -> Outgoing {
+        let (requests, held) = admission.answered(payload.len());
+        Outgoing::Frame { payload, permit: Some(requests), held }
     }
 }
 
@@ -48,14 +62,16 @@ pub async fn write_answers(
     let mut refusal = None;
     let mut buffer = Vec::new();
     let mut permits = Vec::new();
+    let mut held = Vec::new();
     let mut broken = false;
     while let Some(first) = outbox.recv().await {
         let mut next = Some(first);
         while let Some(outgoing) = next.take() {
             match outgoing {
-                Outgoing::Frame { payload, permit } => {
+                Outgoing::Frame { payload, permit, held: bytes } => {
                     append_frame(&mut buffer, &payload);
                     permits.extend(permit);
+                    held.push(bytes);
                 }
                 Outgoing::Refuse(error) => refusal = Some(error),
             }
@@ -69,6 +85,7 @@ pub async fn write_answers(
         }
         buffer.clear();
         permits.clear();
+        held.clear();
     }
     if broken {
         return;
