@@ -41,8 +41,11 @@
 //! ingress_queue_len_max = 65536
 //! batch_requests_max = 16384
 //! segment_bytes_target = 67108864
-//! snapshot_every_records = 4000000   # 0: only on shutdown or when asked
-//! snapshot_on_shutdown = true
+//! snapshot_every_records = 4000000   # 0 turns this trigger off
+//! snapshot_every_log_bytes = 67108864 # 0 turns this trigger off
+//! snapshot_every_ms = 300000          # 0 turns this trigger off
+//! snapshot_on_shutdown = true         # when the last snapshot's duration says it fits
+//! shutdown_deadline_ms = 10000        # the engine's part of a shutdown, at most
 //!
 //! [routing]                      # any key set: every unset one takes its default
 //! distance_minor_per_km = 1      # score per km from the location to the customer
@@ -530,7 +533,10 @@ struct FileEngine {
     batch_requests_max: Option<usize>,
     segment_bytes_target: Option<u64>,
     snapshot_every_records: Option<u64>,
+    snapshot_every_log_bytes: Option<u64>,
+    snapshot_every_ms: Option<u64>,
     snapshot_on_shutdown: Option<bool>,
+    shutdown_deadline_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -661,8 +667,17 @@ impl FileEngine {
         if let Some(value) = self.snapshot_every_records {
             engine.snapshot_every_records = value;
         }
+        if let Some(value) = self.snapshot_every_log_bytes {
+            engine.snapshot_every_log_bytes = value;
+        }
+        if let Some(value) = self.snapshot_every_ms {
+            engine.snapshot_every_ms = value;
+        }
         if let Some(value) = self.snapshot_on_shutdown {
             engine.snapshot_on_shutdown = value;
+        }
+        if let Some(value) = self.shutdown_deadline_ms {
+            engine.shutdown_deadline_ms = value;
         }
     }
 }
@@ -843,7 +858,10 @@ mod tests {
         assert_eq!(engine.batch_requests_max, engine_defaults.batch_requests_max);
         assert_eq!(engine.segment_bytes_target, engine_defaults.segment_bytes_target);
         assert_eq!(engine.snapshot_every_records, engine_defaults.snapshot_every_records);
+        assert_eq!(engine.snapshot_every_log_bytes, engine_defaults.snapshot_every_log_bytes);
+        assert_eq!(engine.snapshot_every_ms, engine_defaults.snapshot_every_ms);
         assert_eq!(engine.snapshot_on_shutdown, engine_defaults.snapshot_on_shutdown);
+        assert_eq!(engine.shutdown_deadline_ms, engine_defaults.shutdown_deadline_ms);
         assert_eq!(config.client_cert_role, Role::Read);
     }
 
