@@ -20,7 +20,8 @@ pub use recovery::{
 };
 pub use snapshot::{SNAPSHOT_BODY_BYTES_MAX, SNAPSHOTS_KEPT, SnapshotStore};
 pub use storage::{
-    FaultPlan, FaultyStorage, FsStorage, PowerLoss, PowerLossStorage, Storage, StorageFile,
+    FaultPlan, FaultyStorage, FsStorage, PowerLoss, PowerLossStorage, SplitMix64, Storage,
+    StorageFile,
 };
 pub use wal::{
     BATCHES_UNSYNCED_MAX, RECORD_PAYLOAD_BYTES_MAX, Record, SEGMENT_BYTES_TARGET_DEFAULT,

@@ -288,11 +288,13 @@ fn disk_image(inode: &Inode, rng: Option<&mut SplitMix64>) -> Vec<u8> {
     image
 }
 
-/// A small deterministic generator, so the crate needs no random-number dependency.
-struct SplitMix64(u64);
+/// A small deterministic generator (SplitMix64), so the crate and the tests that drive
+/// this storage need no random-number dependency.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -301,7 +303,7 @@ impl SplitMix64 {
     }
 
     /// A number in `0..bound`; 0 when `bound` is 0.
-    fn below(&mut self, bound: u64) -> u64 {
+    pub fn below(&mut self, bound: u64) -> u64 {
         if bound == 0 { 0 } else { self.next() % bound }
     }
 }

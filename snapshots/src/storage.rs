@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-pub use crate::power_loss::{PowerLoss, PowerLossStorage};
+pub use crate::power_loss::{PowerLoss, PowerLossStorage, SplitMix64};
 
 /// A file open for writing.
 pub trait StorageFile: Send {

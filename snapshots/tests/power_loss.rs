@@ -13,7 +13,7 @@ use std::sync::Arc;
 use allot_snapshots::wal::segment_file_name;
 use allot_snapshots::{
     BATCHES_UNSYNCED_MAX, DataDir, PowerLoss, PowerLossStorage, RecoveryError,
-    SEGMENT_BYTES_TARGET_DEFAULT, Storage, scan_segment,
+    SEGMENT_BYTES_TARGET_DEFAULT, SplitMix64, Storage, scan_segment,
 };
 use common::*;
 
@@ -31,23 +31,6 @@ const PAYLOAD_BYTES_MAX: u64 = 1500;
 /// The crash falls within this many storage operations of a round's start (a commit is
 /// two, a rollover four, a snapshot write six or more).
 const CRASH_AFTER_OPS_MAX: u64 = 40;
-
-/// A small deterministic generator for the test's choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 fn open(storage: &PowerLossStorage, lock_dir: &Path) -> DataDir {
     DataDir::open(Arc::new(storage.clone()), lock_dir).expect("open the data directory")
@@ -177,7 +160,7 @@ fn write_until_crash(
     storage: &PowerLossStorage,
     data_dir: &DataDir,
     model: &mut Model,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     next_position: u64,
     target: u64,
 ) {
@@ -215,7 +198,7 @@ fn write_until_crash(
 fn check_synced_damage_is_refused(
     storage: &PowerLossStorage,
     data_dir: &DataDir,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     seed: u64,
 ) {
     let dir = data_dir.path();
@@ -261,7 +244,7 @@ fn acknowledged_records_survive_power_loss_at_any_point_and_synced_damage_is_ref
     let lock_dir = tempfile::tempdir().expect("tempdir");
     let mut rounds = 0;
     for seed in 0..POWER_LOSS_SEEDS {
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64(seed);
         let mut storage = PowerLossStorage::new();
         let mut model = Model::default();
         // Small segments, so rollovers and segment headers are cut too.
