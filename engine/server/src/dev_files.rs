@@ -165,6 +165,8 @@ fn write_durably(
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    use allot_snapshots::{PowerLoss, PowerLossStorage, Storage};
+
     use super::*;
 
     fn mode(path: &Path) -> u32 {
@@ -271,6 +273,60 @@ mod tests {
         let mut again = RecordingDisk::default();
         dev_cert_on(&mut again, dir.path()).expect("reuse");
         assert!(again.steps.is_empty(), "reused files are not written again");
+    }
+
+    /// `Disk` over the snapshots crate's power-loss model: what a machine that lost power
+    /// would find is then a question the model answers, not one of reasoning.
+    struct PowerLossDisk(PowerLossStorage);
+
+    impl Disk for PowerLossDisk {
+        fn write_new(&mut self, path: &Path, bytes: &[u8], _mode: u32) -> io::Result<()> {
+            self.0.create(path)?.write_all(bytes)
+        }
+
+        fn sync_file(&mut self, path: &Path) -> io::Result<()> {
+            self.0.sync_file(path)
+        }
+
+        fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+            Storage::rename(&self.0, from, to)
+        }
+
+        fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
+            self.0.sync_dir(dir)
+        }
+    }
+
+    /// Power-loss images drawn per file written; each one is a different mix of lost,
+    /// torn and reordered unsynced writes.
+    const POWER_LOSS_SEEDS: u64 = 64;
+
+    #[test]
+    fn dev_files_once_written_survive_a_modelled_power_loss_whole() {
+        let storage = PowerLossStorage::new();
+        let dir = Path::new("/allot-data");
+        storage.create_dir_all(dir).expect("create the directory");
+        let files = [
+            (DEV_KEY_FILE_NAME, "key"),
+            (DEV_CERT_FILE_NAME, "cert"),
+            (DEV_TOKEN_FILE_NAME, "0123\n"),
+        ];
+        let mut disk = PowerLossDisk(storage.clone());
+        for (name, contents) in files {
+            write_durably(&mut disk, &dir.join(name), contents.as_bytes(), PRIVATE_FILE_MODE)
+                .expect("write");
+        }
+        let images = std::iter::once(PowerLoss::DropUnsynced)
+            .chain((0..POWER_LOSS_SEEDS).map(|seed| PowerLoss::Random { seed }));
+        for how in images {
+            let image = storage.power_loss(how);
+            for (name, contents) in files {
+                let read = image.read(&dir.join(name));
+                assert_eq!(read.ok().as_deref(), Some(contents.as_bytes()), "{name} after {how:?}");
+            }
+            let names = image.list(dir).expect("list");
+            assert!(names.iter().all(|name| !name.ends_with(".tmp")), "{names:?} after {how:?}");
+        }
     }
 
     #[test]
