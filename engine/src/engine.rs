@@ -157,7 +157,7 @@ impl Engine {
         let (ingress, ingress_rx) = crossbeam_channel::bounded(config.ingress_queue_len_max);
         let (shadow, shadow_rx) = crossbeam_channel::bounded(SHADOW_BATCHES_QUEUED_MAX);
         let shadow_health = Arc::new(ShadowHealth::default());
-        let snapshotter = Snapshotter {
+        let mut snapshotter = Snapshotter {
             state: state.clone(),
             position: report.last_position,
             store: dir.snapshot_store(),
@@ -188,6 +188,7 @@ impl Engine {
             failure: None,
             configured_weights: config.routing_weights,
         };
+        snapshotter.snapshot_if_recovery_was_long();
         let (done, threads_done) = crossbeam_channel::bounded::<()>(0);
         let snapshot_done = done.clone();
         let snapshot_thread = spawn("allot-snapshotter", move || {

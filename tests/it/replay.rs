@@ -266,6 +266,30 @@ fn replay_after_many_unclean_restarts_stays_within_the_log_size_policy() {
 }
 
 #[test]
+fn a_start_that_replays_more_than_the_log_size_policy_snapshots_it_before_serving() {
+    const HOLDS: usize = 64;
+    let dir = data_dir();
+    // Written with automatic snapshots off, and no snapshot at shutdown: everything the
+    // next start replays is unsaved, as a process that died before its snapshot leaves it.
+    let engine = stocked_engine(dir.path(), config(), &["SOCK-1"], 1_000_000);
+    for _ in 0..HOLDS {
+        reserve(&engine, "SOCK-1", 1);
+    }
+    drop(engine);
+    let by_log_size =
+        allot_engine::EngineConfig { snapshot_every_log_bytes: SNAPSHOT_LOG_BYTES, ..config() };
+    let engine = open(dir.path(), by_log_size);
+    let report = engine.recovery_report().clone();
+    assert!(report.log_bytes_replayed >= SNAPSHOT_LOG_BYTES, "{report:?}");
+    // Already there when `open` returns: a start that dies right after serving still
+    // leaves the next one a short log.
+    let snapshot =
+        dir.path().join(allot_snapshots::snapshot::snapshot_file_name(report.last_position));
+    assert!(snapshot.exists(), "no {} once open returned", snapshot.display());
+    engine.shutdown();
+}
+
+#[test]
 fn an_idle_engine_snapshots_its_writes_once_the_time_policy_passes() {
     const EVERY_MS: u64 = 60_000;
     let dir = data_dir();
