@@ -700,6 +700,68 @@ impl OrderBook {
 mod tests {
     use super::*;
 
+    /// An open order costs its record, its lines, its shipments and their index entries
+    /// (DESIGN §6: ≤ 400 B for three lines, measured by `bench/benches/memory.rs`); these
+    /// bounds keep the fixed-size parts from growing unnoticed.
+    #[test]
+    fn order_records_stay_within_their_sizes() {
+        assert!(size_of::<Order>() <= 144, "Order is {} B", size_of::<Order>());
+        assert!(size_of::<Shipment>() <= 72, "Shipment is {} B", size_of::<Shipment>());
+        assert_eq!(size_of::<OrderLineRecord>(), 28);
+        assert_eq!(size_of::<ShipmentLine>(), 8);
+        assert_eq!(size_of::<OrderDelivery>(), 12);
+        assert!(size_of::<Decision>() <= 24, "Decision is {} B", size_of::<Decision>());
+        // Two shipment ids or two shipment lines inline cost no more than an empty `Vec`.
+        assert_eq!(size_of::<SmallVec<[ShipmentId; 2]>>(), size_of::<Vec<ShipmentId>>());
+        assert_eq!(size_of::<SmallVec<[ShipmentLine; 2]>>(), size_of::<Vec<ShipmentLine>>());
+    }
+
+    fn assessment(location: LocationId, verdict: Verdict, figure: i64) -> Assessment {
+        Assessment {
+            location,
+            distance_m: figure.unsigned_abs(),
+            shipping_cost_minor: figure,
+            workload_penalty_minor: figure.saturating_neg(),
+            score: figure.saturating_mul(3),
+            verdict,
+        }
+    }
+
+    #[test]
+    fn a_decision_gives_back_every_kept_assessment_exactly() {
+        let kept: Vec<Assessment> = [
+            (0, Verdict::Chosen, 0),
+            (65_535, Verdict::Eligible, 1_234_567),
+            (7, Verdict::NoStock, -1),
+            (12, Verdict::AtCapacity, i64::MAX),
+            (3, Verdict::NotThePickupStore, i64::MIN),
+        ]
+        .into_iter()
+        .map(|(location, verdict, figure)| assessment(location, verdict, figure))
+        .chain(VERDICTS.map(|verdict| assessment(u32::MAX >> 3, verdict, 42)))
+        .collect();
+        let decision = Decision::new(Rule::Split, 50, &kept);
+        assert_eq!(decision.kept().collect::<Vec<_>>(), kept);
+        assert_eq!((decision.rule, decision.considered), (Rule::Split, 50));
+        assert_eq!(Decision::new(Rule::FromHold, 0, &[]).kept().count(), 0);
+    }
+
+    #[test]
+    fn typical_assessments_take_a_fraction_of_their_in_memory_size() {
+        // A store 800 km away, a few pounds to ship, a small workload penalty.
+        let typical = Assessment {
+            location: 41,
+            distance_m: 812_345,
+            shipping_cost_minor: 1_450,
+            workload_penalty_minor: 12,
+            score: 9_912,
+            verdict: Verdict::Chosen,
+        };
+        let decision = Decision::new(Rule::OneLocation, 50, &[typical; 4]);
+        assert!(decision.kept.len() <= 4 * 12, "{} B", decision.kept.len());
+        assert!(decision.kept.len() * 3 < 4 * size_of::<Assessment>());
+    }
+
     #[test]
     fn histogram_percentiles_fall_in_the_right_bucket() {
         let mut histogram = DurationHistogram::default();
