@@ -280,7 +280,7 @@ fn disk_image(inode: &Inode, rng: Option<&mut SplitMix64>) -> Vec<u8> {
                 _ => match lost {
                     0 => old_byte.unwrap_or(0),
                     1 => 0,
-                    _ => rng.next() as u8,
+                    _ => rng.next_u64() as u8,
                 },
             };
         }
@@ -294,7 +294,7 @@ fn disk_image(inode: &Inode, rng: Option<&mut SplitMix64>) -> Vec<u8> {
 pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -304,7 +304,7 @@ impl SplitMix64 {
 
     /// A number in `0..bound`; 0 when `bound` is 0.
     pub fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 { 0 } else { self.next() % bound }
+        if bound == 0 { 0 } else { self.next_u64() % bound }
     }
 }
 

@@ -172,7 +172,7 @@ fn write_until_crash(
         for _ in 0..1 + rng.below(RECORDS_PER_BATCH_MAX) {
             let position = writer.next_position();
             let len = rng.below(PAYLOAD_BYTES_MAX + 1) as usize;
-            let fill = rng.next() as u8;
+            let fill = rng.next_u64() as u8;
             let payload: Vec<u8> = (0..len).map(|i| fill.wrapping_add(i as u8)).collect();
             writer.append(time_of(position), &payload);
             model.written.insert(position, (time_of(position), payload));
@@ -259,7 +259,7 @@ fn acknowledged_records_survive_power_loss_at_any_point_and_synced_damage_is_ref
                 // kill -9: the page cache survives; the next recovery must make it durable.
                 storage.restart_process();
             } else {
-                storage = storage.power_loss(PowerLoss::Random { seed: rng.next() });
+                storage = storage.power_loss(PowerLoss::Random { seed: rng.next_u64() });
             }
         }
         // A final power loss catches anything the last recovery should have synced.
@@ -267,7 +267,7 @@ fn acknowledged_records_survive_power_loss_at_any_point_and_synced_damage_is_ref
         let data_dir = open(&storage, lock_dir.path());
         recover_and_check(&data_dir, &mut model, seed);
         drop(data_dir);
-        let storage = storage.power_loss(PowerLoss::Random { seed: rng.next() });
+        let storage = storage.power_loss(PowerLoss::Random { seed: rng.next_u64() });
         let data_dir = open(&storage, lock_dir.path());
         recover_and_check(&data_dir, &mut model, seed);
         check_synced_damage_is_refused(&storage, &data_dir, &mut rng, seed);

@@ -2,6 +2,7 @@
 //! and fraud holds, cancellation of an order or some of its lines, and backorders.
 
 use allot_protocol::check;
+use smallvec::SmallVec;
 
 use super::command::{DeliveryRequest, ItemQuantity, OrderHoldReason, PlaceOrder};
 use super::ids::{HoldId, LocationId, SkuId, fingerprint};
@@ -9,7 +10,9 @@ use super::limits::{
     BACKORDERS_FILLED_PER_ARRIVAL_MAX, ORDERS_MAX, ROUTING_ASSESSMENTS_KEPT_MAX, SHIPMENTS_MAX,
     SHIPMENTS_PER_ORDER_MAX,
 };
-use super::order::{Decision, Order, OrderDelivery, OrderLineRecord, Shipment, ShipmentLine};
+use super::order::{
+    Decision, NewOrder, Order, OrderDelivery, OrderLineRecord, Shipment, ShipmentLine,
+};
 use super::order_state::PaymentState;
 use super::outcome::{
     EngineError, OrderId, OrderState, Outcome, Reply, Resolution, ReturnId, ShipmentId,
@@ -51,25 +54,25 @@ impl State {
             self.convert_hold(hold, &request.external_number, now_ms);
         }
         let split = allocations.len() > 1;
-        let mut order = Order {
+        let postcode = match &request.delivery {
+            DeliveryRequest::Ship { to } => to.postcode.as_str(),
+            DeliveryRequest::Pickup { .. } => "",
+        };
+        let mut order = Order::new(NewOrder {
             id,
             channel: request.channel,
-            external_number: request.external_number.as_str().into(),
+            external_number: &request.external_number,
             customer,
             delivery,
-            currency: request.currency.as_str().into(),
+            postcode,
+            currency: &request.currency,
             lines,
-            shipments: Vec::new(),
-            returns: Vec::new(),
-            payment: PaymentState::Pending,
-            hold: None,
             placed_at_ms: now_ms,
             from_hold: request.hold,
             exchange_for,
             routing: decision,
             placement,
-            state: OrderState::Pending,
-        };
+        });
         for need in &unfilled {
             order.line_mut(need.sku).expect("needs come from lines").backordered += need.quantity;
         }
@@ -108,7 +111,13 @@ impl State {
         delivery: &DeliveryRequest,
     ) -> Result<OrderDelivery, EngineError> {
         Ok(match delivery {
-            DeliveryRequest::Ship { to } => OrderDelivery::Ship(to.clone()),
+            DeliveryRequest::Ship { to } => OrderDelivery::Ship {
+                latitude_e6: to.latitude_e6,
+                longitude_e6: to.longitude_e6,
+                country: to.country.as_bytes().try_into().map_err(|_| {
+                    invalid(format!("country {:?} is not an ISO 3166 alpha-2 code", to.country))
+                })?,
+            },
             DeliveryRequest::Pickup { location } => {
                 OrderDelivery::Pickup(self.location_id(location)?)
             }
@@ -173,11 +182,8 @@ impl State {
                     .push(routing::Allocation { location: line.location, lines: vec![need] }),
             }
         }
-        let decision = (self.holds.routed.get(&hold).cloned()).unwrap_or(Decision {
-            rule: Rule::FromHold,
-            considered: 0,
-            kept: Vec::new(),
-        });
+        let decision = (self.holds.routed.get(&hold).cloned())
+            .unwrap_or_else(|| Decision::new(Rule::FromHold, 0, &[]));
         Ok((allocations, Vec::new(), decision))
     }
 
@@ -213,8 +219,8 @@ impl State {
         shipments_max: usize,
     ) -> Plan {
         let destination = match delivery {
-            OrderDelivery::Ship(to) => {
-                Destination::Ship { latitude_e6: to.latitude_e6, longitude_e6: to.longitude_e6 }
+            OrderDelivery::Ship { latitude_e6, longitude_e6, .. } => {
+                Destination::Ship { latitude_e6: *latitude_e6, longitude_e6: *longitude_e6 }
             }
             OrderDelivery::Pickup(location) => Destination::Pickup { location: *location },
         };
@@ -260,7 +266,7 @@ impl State {
         let delivery = self.orders.order(order).expect("known order").delivery.method();
         let mut ids = Vec::with_capacity(allocations.len());
         for allocation in allocations {
-            let mut lines = Vec::with_capacity(allocation.lines.len());
+            let mut lines = SmallVec::with_capacity(allocation.lines.len());
             for need in &allocation.lines {
                 if take_stock {
                     let cell = self.stock.cell_mut(need.sku, allocation.location).expect("routed");
@@ -270,18 +276,8 @@ impl State {
                 lines.push(ShipmentLine { sku: need.sku, quantity: need.quantity });
             }
             let id = self.orders.next_shipment_id();
-            self.orders.insert_shipment(Shipment {
-                id,
-                order,
-                location: allocation.location,
-                delivery,
-                state: ShipmentState::Allocated,
-                lines,
-                carrier: None,
-                tracking: None,
-                created_at_ms: now_ms,
-                updated_at_ms: now_ms,
-            });
+            let shipment = Shipment::new(id, order, allocation.location, delivery, lines, now_ms);
+            self.orders.insert_shipment(shipment);
             ids.push(id);
         }
         ids
@@ -575,7 +571,7 @@ fn placement_reply(order: &Order) -> Reply {
     Reply::OrderPlaced {
         order: id,
         state: order.state,
-        shipments: order.shipments.clone(),
+        shipments: order.shipments.to_vec(),
         backordered_units: backordered,
     }
 }
@@ -596,10 +592,9 @@ pub(crate) fn decision(plan: &Plan) -> Decision {
         };
         (rank, a.score, a.location)
     });
-    kept.truncate(ROUTING_ASSESSMENTS_KEPT_MAX.max(plan.allocations.len()));
     // The plan assessed every location; the order keeps only these, for its whole life.
-    kept.shrink_to_fit();
-    Decision { rule: plan.rule, considered: plan.assessments.len() as u32, kept }
+    kept.truncate(ROUTING_ASSESSMENTS_KEPT_MAX.max(plan.allocations.len()));
+    Decision::new(plan.rule, plan.assessments.len() as u32, &kept)
 }
 
 /// The payment state after `event`, if the event may follow the current state.

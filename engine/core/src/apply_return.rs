@@ -24,7 +24,8 @@ impl State {
         check::items("returned lines", items).map_err(invalid)?;
         check::text("reason", reason, allot_protocol::limits::REASON_BYTES_MAX).map_err(invalid)?;
         let order = self.known_order(order_id)?;
-        if order.returns.len() >= RETURNS_PER_ORDER_MAX || self.orders.returns.len() >= RETURNS_MAX
+        if self.orders.returns_of(order_id).count() >= RETURNS_PER_ORDER_MAX
+            || self.orders.returns.len() >= RETURNS_MAX
         {
             return Err(invalid(format!("order {order_id} has too many returns")));
         }
@@ -51,7 +52,7 @@ impl State {
             }
         }
         let id = self.orders.next_return_id();
-        self.orders.returns.push(Return {
+        self.orders.insert_return(Return {
             id,
             order: order_id,
             state: ReturnState::Requested,
@@ -64,7 +65,6 @@ impl State {
             requested_at_ms: now_ms,
             updated_at_ms: now_ms,
         });
-        self.orders.order_mut(order_id).returns.push(id);
         Ok(Reply::ReturnChanged { rma: id, state: ReturnState::Requested })
     }
 
@@ -208,8 +208,8 @@ impl State {
 
     /// Units of `sku` already asked back on the order's returns.
     fn requested_units(&self, order: &Order, sku: SkuId) -> u32 {
-        (order.returns.iter())
-            .map(|&id| self.orders.return_record(id).expect("exists"))
+        (self.orders.returns_of(order.id))
+            .map(|id| self.orders.return_record(id).expect("exists"))
             .flat_map(|record| record.lines.iter())
             .filter(|line| line.sku == sku)
             .map(|line| line.requested)

@@ -39,8 +39,7 @@ impl State {
         }
         if let ShipmentStep::Ship { carrier, tracking } = step {
             let shipment = self.orders.shipment_mut(id);
-            shipment.carrier = Some(carrier.as_str().into());
-            shipment.tracking = Some(tracking.as_str().into());
+            shipment.hand_over(carrier, tracking);
         }
         let order_state = self.orders.refresh(order);
         Ok(Reply::ShipmentChanged { shipment: id, state: next, order_state })

@@ -8,34 +8,43 @@
 //! `OrderBook::rebuild_indexes` recomputes them on load.
 
 use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+use std::num::NonZeroU64;
 
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::command::{Address, Channel, OrderHoldReason};
-use super::ids::{FastMap, HoldId, Interner, LocationId, SkuId};
+use super::ids::{Interner, LocationId, SkuId};
 use super::order_state::{OrderState, OrderTally, PaymentState};
 use super::outcome::{OrderId, ReturnId, ReturnState, ShipmentId};
-use super::routing::{Assessment, Rule};
+use super::routing::{Assessment, Rule, Verdict};
 use super::shipment::{Delivery, Lifecycle, ShipmentState};
 
-/// Where an order goes, with the pickup store interned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an order goes: the point routing measures from and the country (the postcode is
+/// kept with the order's text), or the pickup store, interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderDelivery {
-    Ship(Address),
+    Ship { latitude_e6: i32, longitude_e6: i32, country: [u8; 2] },
     Pickup(LocationId),
 }
 
 impl OrderDelivery {
     pub fn method(&self) -> Delivery {
         match self {
-            OrderDelivery::Ship(_) => Delivery::Ship,
+            OrderDelivery::Ship { .. } => Delivery::Ship,
             OrderDelivery::Pickup(_) => Delivery::Pickup,
         }
     }
 }
 
 /// One order line and where its units that are not in a shipment went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Packed to 4-byte alignment so that the price does not pad every line to 32 bytes; the
+/// price is therefore read by value, never borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(C, packed(4))]
 pub struct OrderLineRecord {
     pub sku: SkuId,
     pub quantity: u32,
@@ -48,39 +57,199 @@ pub struct OrderLineRecord {
 
 /// A routing decision as recorded: the rule, how many locations it looked at, and the
 /// assessments kept (chosen first, then the best of the rest).
+///
+/// The kept assessments are stored as variable-length integers: their figures are
+/// mostly small (a location id, metres, minor units), and an order keeps up to
+/// `ROUTING_ASSESSMENTS_KEPT_MAX` of them for its whole life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub rule: Rule,
     pub considered: u32,
-    pub kept: Vec<Assessment>,
+    kept: Box<[u8]>,
 }
 
+/// Every verdict, in declaration order: an encoded assessment stores the index.
+const VERDICTS: [Verdict; 8] = [
+    Verdict::Chosen,
+    Verdict::Inactive,
+    Verdict::DoesNotShip,
+    Verdict::NoPickup,
+    Verdict::NotThePickupStore,
+    Verdict::AtCapacity,
+    Verdict::NoStock,
+    Verdict::Eligible,
+];
+/// Bits of an encoded assessment's first integer that hold the verdict's index.
+const VERDICT_BITS: u32 = 3;
+
+impl Decision {
+    pub fn new(rule: Rule, considered: u32, kept: &[Assessment]) -> Decision {
+        let mut bytes = Vec::new();
+        for assessment in kept {
+            let verdict = VERDICTS.iter().position(|v| *v == assessment.verdict);
+            let verdict = verdict.expect("every verdict is listed") as u64;
+            write_varint(&mut bytes, u64::from(assessment.location) << VERDICT_BITS | verdict);
+            write_varint(&mut bytes, assessment.distance_m);
+            for signed in [
+                assessment.shipping_cost_minor,
+                assessment.workload_penalty_minor,
+                assessment.score,
+            ] {
+                write_varint(&mut bytes, zigzag(signed));
+            }
+        }
+        Decision { rule, considered, kept: bytes.into_boxed_slice() }
+    }
+
+    /// The kept assessments, chosen first.
+    pub fn kept(&self) -> impl Iterator<Item = Assessment> + '_ {
+        let mut rest: &[u8] = &self.kept;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let head = read_varint(&mut rest);
+            Some(Assessment {
+                location: (head >> VERDICT_BITS) as LocationId,
+                distance_m: read_varint(&mut rest),
+                shipping_cost_minor: unzigzag(read_varint(&mut rest)),
+                workload_penalty_minor: unzigzag(read_varint(&mut rest)),
+                score: unzigzag(read_varint(&mut rest)),
+                verdict: VERDICTS[(head & ((1 << VERDICT_BITS) - 1)) as usize],
+            })
+        })
+    }
+}
+
+fn write_varint(bytes: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        bytes.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    bytes.push(value as u8);
+}
+
+/// Reads what `write_varint` wrote; the bytes come from `Decision::new` (or a snapshot
+/// that verified), so a truncated integer is a bug.
+fn read_varint(bytes: &mut &[u8]) -> u64 {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first().expect("an encoded decision is complete");
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            break;
+        }
+    }
+    value
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    (value >> 1) as i64 ^ -((value & 1) as i64)
+}
+
+/// An order as the core keeps it for its whole life, sized for millions of them: the
+/// text that never changes (external number, postcode) shares one allocation, lines are
+/// a boxed slice, shipment ids sit inline up to two, and its returns are found through
+/// `OrderBook::returns_of`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub id: OrderId,
-    pub channel: Channel,
-    pub external_number: Box<str>,
-    pub customer: u32,
-    pub delivery: OrderDelivery,
-    pub currency: Box<str>,
-    /// One line per SKU.
-    pub lines: Vec<OrderLineRecord>,
-    pub shipments: Vec<ShipmentId>,
-    pub returns: Vec<ReturnId>,
-    pub payment: PaymentState,
-    pub hold: Option<OrderHoldReason>,
     pub placed_at_ms: u64,
-    pub from_hold: Option<HoldId>,
-    pub exchange_for: Option<ReturnId>,
-    pub routing: Decision,
     /// Fingerprint of the placement request: a repeat of the same number with the same
     /// order is answered, with another order refused.
     pub placement: u64,
+    pub from_hold: Option<NonZeroU64>,
+    pub exchange_for: Option<NonZeroU64>,
+    /// The external number, then the postcode of a shipped order.
+    text: Box<str>,
+    /// One line per SKU.
+    pub lines: Box<[OrderLineRecord]>,
+    pub shipments: SmallVec<[ShipmentId; 2]>,
+    pub routing: Decision,
+    pub customer: u32,
+    pub delivery: OrderDelivery,
+    /// ISO 4217: three upper-case ASCII letters (checked on placement).
+    currency: [u8; 3],
+    /// Bytes of `text` that are the external number (at most `ORDER_NUMBER_BYTES_MAX`).
+    number_len: u8,
+    pub channel: Channel,
+    pub payment: PaymentState,
+    pub hold: Option<OrderHoldReason>,
     /// The derived state as of the last change (kept for the state index).
     pub state: OrderState,
 }
 
+/// What an order is placed with; `Order::new` packs it.
+pub struct NewOrder<'a> {
+    pub id: OrderId,
+    pub channel: Channel,
+    pub external_number: &'a str,
+    pub customer: u32,
+    pub delivery: OrderDelivery,
+    pub postcode: &'a str,
+    pub currency: &'a str,
+    pub lines: Vec<OrderLineRecord>,
+    pub placed_at_ms: u64,
+    pub from_hold: Option<u64>,
+    pub exchange_for: Option<ReturnId>,
+    pub routing: Decision,
+    pub placement: u64,
+}
+
 impl Order {
+    pub fn new(new: NewOrder<'_>) -> Order {
+        let number_len = u8::try_from(new.external_number.len())
+            .expect("order numbers are checked against ORDER_NUMBER_BYTES_MAX");
+        let currency: [u8; 3] =
+            new.currency.as_bytes().try_into().expect("currencies are checked: three letters");
+        Order {
+            id: new.id,
+            placed_at_ms: new.placed_at_ms,
+            placement: new.placement,
+            from_hold: new.from_hold.and_then(NonZeroU64::new),
+            exchange_for: new.exchange_for.and_then(NonZeroU64::new),
+            text: [new.external_number, new.postcode].concat().into_boxed_str(),
+            lines: new.lines.into_boxed_slice(),
+            shipments: SmallVec::new(),
+            routing: new.routing,
+            customer: new.customer,
+            delivery: new.delivery,
+            currency,
+            number_len,
+            channel: new.channel,
+            payment: PaymentState::Pending,
+            hold: None,
+            state: OrderState::Pending,
+        }
+    }
+
+    /// The channel's own number for the order.
+    pub fn external_number(&self) -> &str {
+        &self.text[..usize::from(self.number_len)]
+    }
+
+    pub fn currency(&self) -> &str {
+        std::str::from_utf8(&self.currency).expect("checked ASCII on placement")
+    }
+
+    /// The delivery address of a shipped order.
+    pub fn address(&self) -> Option<Address> {
+        match self.delivery {
+            OrderDelivery::Ship { latitude_e6, longitude_e6, country } => Some(Address {
+                latitude_e6,
+                longitude_e6,
+                country: String::from_utf8_lossy(&country).into_owned(),
+                postcode: self.text[usize::from(self.number_len)..].to_owned(),
+            }),
+            OrderDelivery::Pickup(_) => None,
+        }
+    }
+
     pub fn line_mut(&mut self, sku: SkuId) -> Option<&mut OrderLineRecord> {
         self.lines.iter_mut().find(|line| line.sku == sku)
     }
@@ -100,21 +269,58 @@ pub struct ShipmentLine {
     pub quantity: u32,
 }
 
+/// One location's part of an order. Most have one or two lines, kept inline; carrier
+/// and tracking exist only once it ships, behind one pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shipment {
     pub id: ShipmentId,
     pub order: OrderId,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    pub lines: SmallVec<[ShipmentLine; 2]>,
+    /// Carrier and tracking number, once shipped.
+    handover: Option<Box<(Box<str>, Box<str>)>>,
     pub location: LocationId,
     pub delivery: Delivery,
     pub state: ShipmentState,
-    pub lines: Vec<ShipmentLine>,
-    pub carrier: Option<Box<str>>,
-    pub tracking: Option<Box<str>>,
-    pub created_at_ms: u64,
-    pub updated_at_ms: u64,
 }
 
 impl Shipment {
+    /// A new shipment, `Allocated` at `location`.
+    pub fn new(
+        id: ShipmentId,
+        order: OrderId,
+        location: LocationId,
+        delivery: Delivery,
+        lines: SmallVec<[ShipmentLine; 2]>,
+        now_ms: u64,
+    ) -> Shipment {
+        Shipment {
+            id,
+            order,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            lines,
+            handover: None,
+            location,
+            delivery,
+            state: ShipmentState::Allocated,
+        }
+    }
+
+    pub fn carrier(&self) -> Option<&str> {
+        self.handover.as_deref().map(|(carrier, _)| &**carrier)
+    }
+
+    pub fn tracking(&self) -> Option<&str> {
+        self.handover.as_deref().map(|(_, tracking)| &**tracking)
+    }
+
+    /// Records who carries the shipment and its tracking number.
+    pub fn hand_over(&mut self, carrier: &str, tracking: &str) {
+        self.handover = Some(Box::new((carrier.into(), tracking.into())));
+    }
+
     pub fn units(&self) -> u64 {
         self.lines.iter().map(|line| u64::from(line.quantity)).sum()
     }
@@ -233,6 +439,16 @@ impl DurationHistogram {
     }
 }
 
+/// An order id as the indexes store it: ids are below `ORDERS_MAX`, so half the width of
+/// an `OrderId` is enough and every index entry is smaller.
+pub type OrderKey = u32;
+
+/// The index key of an order id; an id past every key (a caller's page bound) becomes
+/// the largest key, which still lies past every order.
+pub fn order_key(id: OrderId) -> OrderKey {
+    OrderKey::try_from(id).unwrap_or(OrderKey::MAX)
+}
+
 /// Orders, shipments and returns, and their indexes.
 #[derive(Debug, Clone, Default)]
 pub struct OrderBook {
@@ -243,13 +459,15 @@ pub struct OrderBook {
     pub customers: Interner,
     pub kpis: OrderKpis,
     // Derived indexes, rebuilt on load.
-    /// External number → order, one map per channel (indexed by `Channel as usize`), so a
-    /// lookup by `&str` allocates nothing.
-    pub by_number: [FastMap<Box<str>, OrderId>; Channel::ALL.len()],
-    pub by_customer: BTreeSet<(u32, OrderId)>,
-    pub by_state: BTreeSet<(OrderState, OrderId)>,
-    /// Orders with a shipment (of any state) at a location.
-    pub by_location: BTreeSet<(LocationId, OrderId)>,
+    /// Order ids by external number, one table per channel (indexed by `Channel as usize`):
+    /// each entry is only the id, the number is read from the order itself, so a lookup
+    /// by `&str` allocates nothing and the number is stored once. Never iterated.
+    pub(crate) by_number: [HashTable<OrderKey>; Channel::ALL.len()],
+    pub(crate) number_hasher: foldhash::fast::RandomState,
+    pub by_customer: BTreeSet<(u32, OrderKey)>,
+    pub by_state: BTreeSet<(OrderState, OrderKey)>,
+    /// Each order's returns (few orders have any).
+    pub returns_by_order: BTreeSet<(OrderKey, ReturnId)>,
     /// Shipments released to the floor or being picked: the pick lists.
     pub floor: BTreeSet<(LocationId, ShipmentId)>,
     /// Orders with backordered units of a SKU, oldest first: who gets stock that arrives.
@@ -269,7 +487,30 @@ impl OrderBook {
 
     /// The order placed under a channel's own number, if any.
     pub fn by_number(&self, channel: Channel, number: &str) -> Option<OrderId> {
-        self.by_number[channel as usize].get(number).copied()
+        let hash = self.number_hasher.hash_one(number);
+        let orders = &self.orders;
+        let found = self.by_number[channel as usize]
+            .find(hash, |&key| orders[key as usize - 1].external_number() == number);
+        found.map(|&key| OrderId::from(key))
+    }
+
+    /// Whether the order has a shipment (of any state) at `location`.
+    pub fn has_shipment_at(&self, order: &Order, location: LocationId) -> bool {
+        (order.shipments.iter())
+            .any(|&id| self.shipment(id).is_some_and(|shipment| shipment.location == location))
+    }
+
+    /// The order's returns, oldest first.
+    pub fn returns_of(&self, order: OrderId) -> impl Iterator<Item = ReturnId> + '_ {
+        let key = order_key(order);
+        self.returns_by_order.range((key, 0)..=(key, ReturnId::MAX)).map(|&(_, id)| id)
+    }
+
+    /// Adds a new return to the table and its order's index.
+    pub fn insert_return(&mut self, record: Return) {
+        assert_eq!(record.id, self.next_return_id(), "return ids are sequential");
+        self.returns_by_order.insert((order_key(record.order), record.id));
+        self.returns.push(record);
     }
 
     pub fn order_mut(&mut self, id: OrderId) -> &mut Order {
@@ -377,8 +618,8 @@ impl OrderBook {
         let state = super::order_state::derive(&self.tally(order));
         let (channel, before) = (order.channel, order.state);
         if state != before {
-            self.by_state.remove(&(before, id));
-            self.by_state.insert((state, id));
+            self.by_state.remove(&(before, order_key(id)));
+            self.by_state.insert((state, order_key(id)));
             self.uncount(channel, before);
             *self.counts.entry((channel, state)).or_default() += 1;
             self.order_mut(id).state = state;
@@ -397,19 +638,31 @@ impl OrderBook {
     /// Adds a new order to the table and its indexes.
     pub fn insert_order(&mut self, order: Order) {
         assert_eq!(order.id, self.next_order_id(), "order ids are sequential");
-        self.index_order(&order);
+        let id = order.id;
         self.orders.push(order);
+        self.index_order(id);
     }
 
-    fn index_order(&mut self, order: &Order) {
+    /// Indexes an order already in the table.
+    fn index_order(&mut self, id: OrderId) {
+        let key = OrderKey::try_from(id).expect("order ids stay below ORDERS_MAX");
+        let orders = &self.orders;
+        let order = &orders[key as usize - 1];
+        let hasher = &self.number_hasher;
+        let number = order.external_number();
         let numbers = &mut self.by_number[order.channel as usize];
-        let previous = numbers.insert(order.external_number.clone(), order.id);
-        assert!(previous.is_none(), "external numbers are unique per channel");
-        self.by_customer.insert((order.customer, order.id));
-        self.by_state.insert((order.state, order.id));
+        let hash = hasher.hash_one(number);
+        let taken =
+            numbers.find(hash, |&other| orders[other as usize - 1].external_number() == number);
+        assert!(taken.is_none(), "external numbers are unique per channel");
+        numbers.insert_unique(hash, key, |&other| {
+            hasher.hash_one(orders[other as usize - 1].external_number())
+        });
+        self.by_customer.insert((order.customer, key));
+        self.by_state.insert((order.state, key));
         *self.counts.entry((order.channel, order.state)).or_default() += 1;
         for line in order.lines.iter().filter(|line| line.backordered > 0) {
-            self.backorders.insert((line.sku, order.id));
+            self.backorders.insert((line.sku, id));
         }
     }
 
@@ -418,21 +671,20 @@ impl OrderBook {
         assert_eq!(shipment.id, self.next_shipment_id(), "shipment ids are sequential");
         assert_eq!(shipment.state, ShipmentState::Allocated);
         self.count_open(shipment.location, shipment.units(), true);
-        self.by_location.insert((shipment.location, shipment.order));
         self.order_mut(shipment.order).shipments.push(shipment.id);
         self.shipments.push(shipment);
     }
 
     /// Recomputes every derived index from the tables (after a snapshot load).
     pub fn rebuild_indexes(&mut self) {
-        let orders = std::mem::take(&mut self.orders);
-        for order in &orders {
-            self.index_order(order);
+        for id in 1..=self.orders.len() as OrderId {
+            self.index_order(id);
         }
-        self.orders = orders;
+        for record in &self.returns {
+            self.returns_by_order.insert((order_key(record.order), record.id));
+        }
         let shipments = std::mem::take(&mut self.shipments);
         for shipment in &shipments {
-            self.by_location.insert((shipment.location, shipment.order));
             if shipment.state.is_open() {
                 self.count_open(shipment.location, shipment.units(), true);
             }
@@ -447,6 +699,68 @@ impl OrderBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An open order costs its record, its lines, its shipments and their index entries
+    /// (DESIGN §6: ≤ 400 B for three lines, measured by `bench/benches/memory.rs`); these
+    /// bounds keep the fixed-size parts from growing unnoticed.
+    #[test]
+    fn order_records_stay_within_their_sizes() {
+        assert!(size_of::<Order>() <= 144, "Order is {} B", size_of::<Order>());
+        assert!(size_of::<Shipment>() <= 72, "Shipment is {} B", size_of::<Shipment>());
+        assert_eq!(size_of::<OrderLineRecord>(), 28);
+        assert_eq!(size_of::<ShipmentLine>(), 8);
+        assert_eq!(size_of::<OrderDelivery>(), 12);
+        assert!(size_of::<Decision>() <= 24, "Decision is {} B", size_of::<Decision>());
+        // Two shipment ids or two shipment lines inline cost no more than an empty `Vec`.
+        assert_eq!(size_of::<SmallVec<[ShipmentId; 2]>>(), size_of::<Vec<ShipmentId>>());
+        assert_eq!(size_of::<SmallVec<[ShipmentLine; 2]>>(), size_of::<Vec<ShipmentLine>>());
+    }
+
+    fn assessment(location: LocationId, verdict: Verdict, figure: i64) -> Assessment {
+        Assessment {
+            location,
+            distance_m: figure.unsigned_abs(),
+            shipping_cost_minor: figure,
+            workload_penalty_minor: figure.saturating_neg(),
+            score: figure.saturating_mul(3),
+            verdict,
+        }
+    }
+
+    #[test]
+    fn a_decision_gives_back_every_kept_assessment_exactly() {
+        let kept: Vec<Assessment> = [
+            (0, Verdict::Chosen, 0),
+            (65_535, Verdict::Eligible, 1_234_567),
+            (7, Verdict::NoStock, -1),
+            (12, Verdict::AtCapacity, i64::MAX),
+            (3, Verdict::NotThePickupStore, i64::MIN),
+        ]
+        .into_iter()
+        .map(|(location, verdict, figure)| assessment(location, verdict, figure))
+        .chain(VERDICTS.map(|verdict| assessment(u32::MAX >> 3, verdict, 42)))
+        .collect();
+        let decision = Decision::new(Rule::Split, 50, &kept);
+        assert_eq!(decision.kept().collect::<Vec<_>>(), kept);
+        assert_eq!((decision.rule, decision.considered), (Rule::Split, 50));
+        assert_eq!(Decision::new(Rule::FromHold, 0, &[]).kept().count(), 0);
+    }
+
+    #[test]
+    fn typical_assessments_take_a_fraction_of_their_in_memory_size() {
+        // A store 800 km away, a few pounds to ship, a small workload penalty.
+        let typical = Assessment {
+            location: 41,
+            distance_m: 812_345,
+            shipping_cost_minor: 1_450,
+            workload_penalty_minor: 12,
+            score: 9_912,
+            verdict: Verdict::Chosen,
+        };
+        let decision = Decision::new(Rule::OneLocation, 50, &[typical; 4]);
+        assert!(decision.kept.len() <= 4 * 12, "{} B", decision.kept.len());
+        assert!(decision.kept.len() * 3 < 4 * size_of::<Assessment>());
+    }
 
     #[test]
     fn histogram_percentiles_fall_in_the_right_bucket() {

@@ -9,7 +9,7 @@ use allot_protocol::order::{
 
 use super::command::Channel;
 use super::ids::{HoldId, LocationId};
-use super::order::{Decision, Order, OrderDelivery, Return, Shipment};
+use super::order::{Decision, Order, OrderDelivery, OrderKey, Return, Shipment, order_key};
 use super::outcome::{
     EngineError, OrderId, OrderState, OrderView, Outcome, Reply, ReturnId, ReturnView, ShipmentId,
     ShipmentView,
@@ -45,8 +45,8 @@ impl State {
         let Some(customer) = self.orders.customers.get(customer) else {
             return Ok(Reply::Orders(OrderPage { orders: Vec::new(), next: None }));
         };
-        let range = (customer, 0)..(customer, before.unwrap_or(OrderId::MAX));
-        let ids = self.orders.by_customer.range(range).rev().map(|&(_, id)| id);
+        let range = (customer, 0)..(customer, order_key(before.unwrap_or(OrderId::MAX)));
+        let ids = self.orders.by_customer.range(range).rev().map(|&(_, key)| OrderId::from(key));
         Ok(Reply::Orders(self.order_page(ids, limit)))
     }
 
@@ -61,18 +61,20 @@ impl State {
         check::page_limit(limit).map_err(invalid)?;
         let location = location.map(|code| self.location_id(code)).transpose()?;
         let start = after.map_or(0, |id| id.saturating_add(1));
-        let ids = self.orders.by_state.range((state, start)..=(state, OrderId::MAX));
+        let ids = self.orders.by_state.range((state, order_key(start))..=(state, OrderKey::MAX));
         let mut orders = Vec::new();
         let mut next = None;
-        for (scanned, &(_, id)) in ids.enumerate() {
+        for (scanned, &(_, key)) in ids.enumerate() {
+            let id = OrderId::from(key);
             if orders.len() == limit as usize || scanned == PAGE_SCAN_MAX {
                 next = Some(orders.last().map_or(id.saturating_sub(1), |o: &OrderSummary| o.order));
                 break;
             }
-            if location.is_some_and(|at| !self.orders.by_location.contains(&(at, id))) {
+            let order = self.orders.order(id).expect("indexed");
+            if location.is_some_and(|at| !self.orders.has_shipment_at(order, at)) {
                 continue;
             }
-            orders.push(self.order_summary(self.orders.order(id).expect("indexed")));
+            orders.push(self.order_summary(order));
         }
         Ok(Reply::Orders(OrderPage { orders, next }))
     }
@@ -192,25 +194,27 @@ impl State {
         OrderView {
             order: order.id,
             channel: order.channel,
-            external_number: order.external_number.to_string(),
+            external_number: order.external_number().to_owned(),
             customer: self.orders.customers.name(order.customer).to_owned(),
-            delivery: match &order.delivery {
-                OrderDelivery::Ship(to) => DeliveryRequest::Ship { to: to.clone() },
-                OrderDelivery::Pickup(location) => DeliveryRequest::Pickup {
-                    location: self.location_codes.name(*location).to_owned(),
+            delivery: match (order.delivery, order.address()) {
+                (OrderDelivery::Pickup(location), _) => DeliveryRequest::Pickup {
+                    location: self.location_codes.name(location).to_owned(),
                 },
+                (OrderDelivery::Ship { .. }, to) => {
+                    DeliveryRequest::Ship { to: to.expect("a shipped order has an address") }
+                }
             },
-            currency: order.currency.to_string(),
+            currency: order.currency().to_owned(),
             state: order.state,
             payment: order.payment,
             hold: order.hold,
             lines,
             shipments: shipments.iter().map(|shipment| self.shipment_view(shipment)).collect(),
-            returns: order.returns.clone(),
+            returns: self.orders.returns_of(order.id).collect(),
             routing: self.routing_view(&order.routing),
             placed_at_ms: order.placed_at_ms,
-            from_hold: order.from_hold,
-            exchange_for: order.exchange_for,
+            from_hold: order.from_hold.map(|id| id.get()),
+            exchange_for: order.exchange_for.map(|id| id.get()),
             total_minor: order.total_minor(),
         }
     }
@@ -219,7 +223,7 @@ impl State {
         OrderSummary {
             order: order.id,
             channel: order.channel,
-            external_number: order.external_number.to_string(),
+            external_number: order.external_number().to_owned(),
             customer: self.orders.customers.name(order.customer).to_owned(),
             state: order.state,
             placed_at_ms: order.placed_at_ms,
@@ -242,8 +246,8 @@ impl State {
                     quantity: line.quantity,
                 })
                 .collect(),
-            carrier: shipment.carrier.as_deref().map(str::to_owned),
-            tracking: shipment.tracking.as_deref().map(str::to_owned),
+            carrier: shipment.carrier().map(str::to_owned),
+            tracking: shipment.tracking().map(str::to_owned),
             created_at_ms: shipment.created_at_ms,
             updated_at_ms: shipment.updated_at_ms,
         }
@@ -276,7 +280,7 @@ impl State {
         RoutingView {
             rule: decision.rule,
             locations_considered: decision.considered,
-            assessments: (decision.kept.iter())
+            assessments: (decision.kept())
                 .map(|a| AssessmentView {
                     location: self.location_codes.name(a.location).to_owned(),
                     distance_m: a.distance_m,

@@ -847,6 +847,42 @@ fn orders_survive_a_snapshot_and_a_replay_byte_for_byte() {
 }
 
 #[test]
+fn numbers_addresses_returns_and_reasons_read_back_the_same_after_a_snapshot_load() {
+    let mut state = world(&[("A", "LDN", 5), ("B", "GLA", 5)]);
+    let web = order("W-1", ship_to(BRIGHTON), &[("A", 2), ("B", 1)]);
+    let (id, shipments) = place(&mut state, web.clone());
+    // The same number on another channel is another order.
+    let app = PlaceOrder { channel: Channel::App, currency: "EUR".into(), ..web };
+    let (other, _) = place(&mut state, app);
+    pay(&mut state, id);
+    walk_to_delivered(&mut state, shipments[0]);
+    let request =
+        Command::RequestReturn { order: id, lines: items(&[("A", 1)]), reason: "size".into() };
+    ok(&mut state, request);
+    let restored = codec::decode_state(&codec::encode_state(&state)).unwrap();
+    for loaded in [&state, &restored] {
+        let by_number = |channel| {
+            let query = Query::OrderByNumber { channel, external_number: "W-1".into() };
+            match loaded.query(&query) {
+                Ok(Reply::Order(view)) => (view.order, view.currency),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(by_number(Channel::Web), (id, "GBP".to_owned()));
+        assert_eq!(by_number(Channel::App), (other, "EUR".to_owned()));
+        let missing = Query::OrderByNumber { channel: Channel::Pos, external_number: "W-1".into() };
+        assert!(matches!(loaded.query(&missing), Err(EngineError::NotFound(_))));
+        let order = view(loaded, id);
+        assert_eq!((order.external_number.as_str(), order.returns.len()), ("W-1", 1));
+        assert_eq!(order.delivery, ship_to(BRIGHTON));
+        assert_eq!(order.routing.rule, RoutingRule::Split);
+        assert!(order.routing.assessments.iter().any(|a| a.verdict == Verdict::Chosen));
+    }
+    assert_eq!(view(&restored, id), view(&state, id));
+    assert_eq!(view(&restored, other), view(&state, other));
+}
+
+#[test]
 fn replies_stay_small_because_large_views_are_boxed() {
     // Every answer is moved through the writer's batch and every keyed one is remembered
     // for a day in the idempotency table: order views must not make each of them large.
