@@ -294,6 +294,8 @@ fn disk_image(inode: &Inode, rng: Option<&mut SplitMix64>) -> Vec<u8> {
 pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
+    // Not an `Iterator`: the sequence never ends and callers take one draw at a time.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -12,9 +12,11 @@ use crate::storage::Storage;
 use crate::wal::{list_segments, segment_file_name};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ALLOTSNP";
-/// Version 3: the idempotency and order-placement fingerprints in the body are hashes of
-/// canonical bytes, no longer of `#[derive(Hash)]` (version 2 added orders).
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
+/// Version 4: idempotency keys are fixed-size entries (a 128-bit key hash, the command's
+/// fingerprint and a compact outcome) with their recording times, and the counters count
+/// keys forgotten early. Version 3 made the stored fingerprints hashes of canonical
+/// bytes; version 2 added orders.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
 /// magic 8, version u32, position u64, body length u64, body crc32c u32.
 pub const SNAPSHOT_HEADER_BYTES: usize = 32;
 /// Largest body a snapshot may hold; checked before a snapshot is read into memory.
@@ -244,7 +246,7 @@ mod tests {
     fn header_matches_the_example_in_docs_storage_md() {
         let documented = [
             b'A', b'L', b'L', b'O', b'T', b'S', b'N', b'P', // magic
-            0x03, 0x00, 0x00, 0x00, // format version 3
+            0x04, 0x00, 0x00, 0x00, // format version 4
             0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // position 7
             0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // body length 5
             0xdf, 0x68, 0xdb, 0x66, // crc32c of "state", 0x66db68df
@@ -262,12 +264,12 @@ mod tests {
     #[test]
     fn unknown_version_is_a_typed_error() {
         let mut file = snapshot_file(1, b"state");
-        for version in [1u32, 2, 4] {
+        for version in [1u32, 2, 3, 5] {
             file[VERSION_OFFSET..POSITION_OFFSET].copy_from_slice(&version.to_le_bytes());
             let error = verify_snapshot(&file, 1).expect_err("another version");
             assert_eq!(error, SnapshotError::UnsupportedVersion { version });
         }
-        let error = verify_snapshot(&file, 1).expect_err("version 4");
+        let error = verify_snapshot(&file, 1).expect_err("version 5");
         assert_eq!(error.offset(), 8);
     }
 

@@ -113,17 +113,21 @@ impl HoldTable {
             .collect();
     }
 
-    /// Forgets resolved holds resolved at or before `cutoff_ms`.
-    pub fn forget_resolved_until(&mut self, cutoff_ms: u64) {
+    /// Forgets at most `max` resolved holds resolved at or before `cutoff_ms`, oldest
+    /// first; returns how many.
+    pub fn forget_resolved_until(&mut self, cutoff_ms: u64, max: usize) -> usize {
+        let mut forgotten = 0;
         while let Some(&(resolved_at, id)) = self.resolved.front() {
-            if resolved_at > cutoff_ms {
+            if resolved_at > cutoff_ms || forgotten == max {
                 break;
             }
+            forgotten += 1;
             self.resolved.pop_front();
             self.routed.remove(&id);
             let removed = self.holds.remove(&id);
             assert!(removed.is_some_and(|hold| hold.state != HoldState::Held));
         }
+        forgotten
     }
 }
 
@@ -138,6 +142,9 @@ pub struct ExpiryWheel {
     /// Bucket index (deadline / EXPIRY_BUCKET_MS) of `buckets[0]`.
     base: u64,
     buckets: VecDeque<Vec<HoldId>>,
+    /// Whether `buckets[0]` is sorted by id, descending, so ids pop from its end in
+    /// ascending order: the canonical order a bounded tick expires them in.
+    front_sorted: bool,
 }
 
 impl ExpiryWheel {
@@ -149,8 +156,12 @@ impl ExpiryWheel {
         while index < self.base {
             self.buckets.push_front(Vec::new());
             self.base -= 1;
+            self.front_sorted = false;
         }
         let offset = (index - self.base) as usize;
+        if offset == 0 {
+            self.front_sorted = false;
+        }
         if offset >= self.buckets.len() {
             self.buckets.resize_with(offset + 1, Vec::new);
         }
@@ -165,23 +176,26 @@ impl ExpiryWheel {
         Some((self.base + 1) * EXPIRY_BUCKET_MS)
     }
 
-    /// Removes and returns every entry in buckets that ended at or before `now_ms`, and
-    /// drops empty buckets at the front so `next_due_ms` points at real work.
-    pub fn take_due(&mut self, now_ms: u64) -> Vec<HoldId> {
-        let mut due = Vec::new();
-        while let Some(front) = self.buckets.front() {
-            let bucket_end_ms = (self.base + 1) * EXPIRY_BUCKET_MS;
-            if bucket_end_ms > now_ms && !front.is_empty() {
-                break;
+    /// Removes and returns the next entry, as (bucket index, id), of a bucket that
+    /// ended at or before `now_ms`: buckets in order, ids ascending within one. Drops
+    /// empty buckets at the front so `next_due_ms` points at real work.
+    pub fn pop_due(&mut self, now_ms: u64) -> Option<(u64, HoldId)> {
+        while let Some(front) = self.buckets.front_mut() {
+            let ended = (self.base + 1) * EXPIRY_BUCKET_MS <= now_ms;
+            if ended && !self.front_sorted {
+                front.sort_unstable_by(|a, b| b.cmp(a));
+                self.front_sorted = true;
             }
-            let bucket = self.buckets.pop_front().expect("front exists");
+            if ended && let Some(id) = front.pop() {
+                return Some((self.base, id));
+            }
+            if !front.is_empty() {
+                return None;
+            }
+            self.buckets.pop_front();
             self.base += 1;
-            if bucket_end_ms <= now_ms {
-                due.extend(bucket);
-            } else {
-                assert!(bucket.is_empty());
-            }
+            self.front_sorted = false;
         }
-        due
+        None
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::LocationSpec;
 use super::hold::{Hold, HoldTable};
-use super::idempotency::{IdempotencyEntry, IdempotencyTable};
+use super::idempotency::{IdempotencyEntry, IdempotencyPolicy, IdempotencyTable};
 use super::ids::{HoldId, Interner};
 use super::order::{Decision, Order, OrderBook, OrderKpis, Return, Shipment};
 use super::outcome::HoldState;
@@ -29,7 +29,8 @@ pub struct ImageRef<'a> {
     next_hold_id: HoldId,
     holds: HoldsInOrder<'a>,
     resolved: Vec<(u64, HoldId)>,
-    idempotency: Vec<(&'a str, &'a IdempotencyEntry)>,
+    /// (recorded at, entry), oldest first.
+    idempotency: Vec<(u64, &'a IdempotencyEntry)>,
     counters: Counters,
     routing_weights: RoutingWeights,
     routed_holds: Vec<(HoldId, &'a Decision)>,
@@ -51,7 +52,7 @@ pub struct Image {
     next_hold_id: HoldId,
     holds: Vec<Hold>,
     resolved: Vec<(u64, HoldId)>,
-    idempotency: Vec<(String, IdempotencyEntry)>,
+    idempotency: Vec<(u64, IdempotencyEntry)>,
     counters: Counters,
     routing_weights: RoutingWeights,
     routed_holds: Vec<(HoldId, Decision)>,
@@ -96,8 +97,14 @@ impl State {
         }
     }
 
-    /// Rebuilds a state from its image, with the derived indexes.
+    /// Rebuilds a state from its image, with the derived indexes, under the default
+    /// idempotency policy.
     pub fn from_image(image: Image) -> State {
+        State::from_image_with(image, IdempotencyPolicy::default())
+    }
+
+    /// Rebuilds a state from its image under `policy`.
+    pub fn from_image_with(image: Image, policy: IdempotencyPolicy) -> State {
         let mut holds = HoldTable { next_id: image.next_hold_id, ..HoldTable::default() };
         for hold in image.holds {
             if hold.state == HoldState::Held {
@@ -127,7 +134,7 @@ impl State {
             location_codes,
             locations: image.locations,
             holds,
-            idempotency: IdempotencyTable::from_ordered(image.idempotency),
+            idempotency: IdempotencyTable::from_ordered(policy, image.idempotency),
             counters: image.counters,
             orders,
             committed_outside: image.committed_outside.into_iter().collect(),

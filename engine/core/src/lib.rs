@@ -13,6 +13,7 @@ pub mod limits;
 pub mod order;
 pub mod order_state;
 pub mod outcome;
+mod retry;
 pub mod routing;
 pub mod shipment;
 pub mod shortage;

@@ -20,13 +20,24 @@ pub const EXPIRY_BUCKET_MS: u64 = 1_000;
 /// How long a resolved hold stays queryable, so that resolving it twice gets a precise
 /// answer (`already committed / released / expired`) rather than `NotFound`.
 pub const HOLD_RESOLVED_RETENTION_MS: u64 = 60 * 60 * 1_000;
-/// How long an idempotency key is remembered (engine time).
-pub const IDEMPOTENCY_RETENTION_MS: u64 = 24 * 60 * 60 * 1_000;
+/// How long an idempotency key is remembered by default (engine time; the engine's
+/// configuration may change it). A key exists to make a retry after a lost answer safe,
+/// and clients retry within seconds (a reconnect, a failover); an hour covers that many
+/// times over and matches how long a resolved hold answers precisely. Past it a retried
+/// hold command still gets a precise answer from the hold (resolved, or live for its
+/// TTL), and a retried reserve at worst places a hold that expires by its own TTL.
+pub const IDEMPOTENCY_RETENTION_MS_DEFAULT: u64 = 60 * 60 * 1_000;
 
 /// Most holds in memory at once (held plus resolved-and-retained).
 pub const HOLDS_MAX: usize = 64 * 1024 * 1024;
-/// Most idempotency keys remembered at once.
-pub const IDEMPOTENCY_KEYS_MAX: usize = 64 * 1024 * 1024;
+/// Most idempotency keys remembered at once (at most 64 B each, so at most 1 GiB): the
+/// default and the ceiling of the engine's setting. A key recorded while the table is
+/// full pushes the oldest out early; the table never refuses a request.
+pub const IDEMPOTENCY_KEYS_MAX: usize = 16 * 1024 * 1024;
+/// Most entries one tick expires, and separately forgets from each retention queue
+/// (resolved holds, idempotency keys): after downtime or a clock jump the backlog is
+/// worked off over several ticks, one per batch, so no batch stalls the writer.
+pub const TICK_ENTRIES_MAX: usize = 65_536;
 /// Most distinct SKUs.
 pub const SKUS_MAX: usize = 16 * 1024 * 1024;
 /// Most locations.

@@ -3,9 +3,9 @@
 use crate::codec;
 use allot_core::limits::{
     EXPIRY_BUCKET_MS, HOLD_RESOLVED_RETENTION_MS, HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX,
-    HOLD_TTL_MS_MIN, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_RETENTION_MS, LINES_PER_HOLD_MAX,
-    LOCATION_CODE_BYTES_MAX, LOCATION_NAME_BYTES_MAX, ON_HAND_MAX, ORDER_NUMBER_BYTES_MAX,
-    QUANTITY_PER_LINE_MAX, REASON_BYTES_MAX, SKU_BYTES_MAX,
+    HOLD_TTL_MS_MIN, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_RETENTION_MS_DEFAULT,
+    LINES_PER_HOLD_MAX, LOCATION_CODE_BYTES_MAX, LOCATION_NAME_BYTES_MAX, ON_HAND_MAX,
+    ORDER_NUMBER_BYTES_MAX, QUANTITY_PER_LINE_MAX, REASON_BYTES_MAX, SKU_BYTES_MAX,
 };
 use allot_core::outcome::{CellKey, ShortagePage};
 use allot_core::{
@@ -1175,14 +1175,14 @@ fn idempotency_keys_are_forgotten_after_their_retention_by_a_tick() {
     let mut state = stocked(&[("sku-1", "W1", 100)]);
     let request = Request::with_key("receipt-1", receive("sku-1", "W1", 5));
     assert!(state.apply(&request, T0 + 1).changed);
-    tick(&mut state, T0 + IDEMPOTENCY_RETENTION_MS);
-    let retry = state.apply(&request, T0 + IDEMPOTENCY_RETENTION_MS);
+    tick(&mut state, T0 + IDEMPOTENCY_RETENTION_MS_DEFAULT);
+    let retry = state.apply(&request, T0 + IDEMPOTENCY_RETENTION_MS_DEFAULT);
     assert!(!retry.changed, "still remembered one millisecond before its retention ends");
     // Without a tick the key is still remembered, even past its retention.
-    let retry = state.apply(&request, T0 + 1 + IDEMPOTENCY_RETENTION_MS + 50);
+    let retry = state.apply(&request, T0 + 1 + IDEMPOTENCY_RETENTION_MS_DEFAULT + 50);
     assert!(!retry.changed);
-    tick(&mut state, T0 + 1 + IDEMPOTENCY_RETENTION_MS + 50);
-    let again = state.apply(&request, T0 + 1 + IDEMPOTENCY_RETENTION_MS + 60);
+    tick(&mut state, T0 + 1 + IDEMPOTENCY_RETENTION_MS_DEFAULT + 50);
+    let again = state.apply(&request, T0 + 1 + IDEMPOTENCY_RETENTION_MS_DEFAULT + 60);
     assert!(again.changed, "a forgotten key applies the command again");
     assert_eq!(counts(&state, "sku-1", "W1").0, 110);
 }
@@ -1197,7 +1197,7 @@ fn an_idempotency_key_recorded_at_time_zero_is_kept_for_its_retention() {
     let retry = state.apply(&request, 2_000);
     assert!(
         !retry.changed,
-        "a key recorded at 0 must be remembered for {IDEMPOTENCY_RETENTION_MS} ms"
+        "a key recorded at 0 must be remembered for {IDEMPOTENCY_RETENTION_MS_DEFAULT} ms"
     );
     assert_eq!(counts(&state, "sku-1", "W1").0, 5);
 }
