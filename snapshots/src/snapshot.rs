@@ -13,8 +13,9 @@ use crate::wal::{list_segments, segment_file_name};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ALLOTSNP";
 /// Version 4: idempotency keys are fixed-size entries (a 128-bit key hash, the command's
-/// fingerprint and a compact outcome) with their recording times, and the counters count
-/// keys forgotten early. Version 3 made the stored fingerprints hashes of canonical
+/// fingerprint and a compact outcome) with their recording times; resolved holds are
+/// tombstones (resolved at, id, fate) instead of whole holds; the counters count keys
+/// forgotten early. Version 3 made the stored fingerprints hashes of canonical
 /// bytes; version 2 added orders.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
 /// magic 8, version u32, position u64, body length u64, body crc32c u32.

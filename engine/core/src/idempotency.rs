@@ -326,10 +326,11 @@ impl IdempotencyTable {
         self.marks.front().map(|&(at_ms, _)| at_ms)
     }
 
-    /// When the oldest key falls out of retention (a tick from then on forgets it).
+    /// When the oldest key falls out of retention (a tick from then on forgets it): a
+    /// key is kept for times before its recording plus the retention.
     pub fn next_forget_ms(&self) -> Option<u64> {
         let at_ms = self.oldest_recorded_at_ms()?;
-        Some(at_ms.saturating_add(self.policy.retention_ms).saturating_add(1))
+        Some(at_ms.saturating_add(self.policy.retention_ms))
     }
 
     /// Forgets at most `max` keys whose retention ended at or before `now_ms`, oldest
@@ -417,10 +418,10 @@ mod tests {
         for n in 0..1_000u64 {
             table.record(&format!("key-{n}"), n, kept(n), n * 10);
         }
-        // Keys recorded at or before 4 990 are due at 14 991 (retention 10 000).
-        assert_eq!(table.forget_due(14_990, 1_000), 499);
-        assert_eq!(table.forget_due(14_990, 1_000), 0);
-        assert_eq!(table.forget_due(14_991, 1_000), 1);
+        // A key recorded at 4 990 is due at 14 990 (retention 10 000).
+        assert_eq!(table.forget_due(14_989, 1_000), 499);
+        assert_eq!(table.forget_due(14_989, 1_000), 0);
+        assert_eq!(table.forget_due(14_990, 1_000), 1);
         assert_eq!(table.len(), 500);
         assert_eq!(table.oldest_recorded_at_ms(), Some(5_000));
         assert!(matches!(table.check("key-499", 499), Seen::New));

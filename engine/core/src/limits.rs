@@ -17,8 +17,8 @@ pub use allot_protocol::limits::{
 /// one-second bucket, so a hold outlives its deadline by less than this.
 pub const EXPIRY_BUCKET_MS: u64 = 1_000;
 
-/// How long a resolved hold stays queryable, so that resolving it twice gets a precise
-/// answer (`already committed / released / expired`) rather than `NotFound`.
+/// How long a resolved hold's tombstone is kept, so that resolving it twice gets a
+/// precise answer (`already committed / released / expired`) rather than `NotFound`.
 pub const HOLD_RESOLVED_RETENTION_MS: u64 = 60 * 60 * 1_000;
 /// How long an idempotency key is remembered by default (engine time; the engine's
 /// configuration may change it). A key exists to make a retry after a lost answer safe,
@@ -28,7 +28,9 @@ pub const HOLD_RESOLVED_RETENTION_MS: u64 = 60 * 60 * 1_000;
 /// TTL), and a retried reserve at worst places a hold that expires by its own TTL.
 pub const IDEMPOTENCY_RETENTION_MS_DEFAULT: u64 = 60 * 60 * 1_000;
 
-/// Most holds in memory at once (held plus resolved-and-retained).
+/// Most holds in the hold table at once (held, or committed outside allot with units to
+/// settle); a new hold past it is `Overloaded`. Tombstones do not count: their hour and
+/// the per-tick bound keep them in check.
 pub const HOLDS_MAX: usize = 64 * 1024 * 1024;
 /// Most idempotency keys remembered at once (at most 64 B each, so at most 1 GiB): the
 /// default and the ceiling of the engine's setting. A key recorded while the table is

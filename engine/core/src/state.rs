@@ -254,11 +254,7 @@ impl State {
                 expired += 1;
             }
         }
-        // Until a whole retention period has passed there is nothing to forget (a
-        // saturating cut-off of zero would drop what was recorded at time zero).
-        if let Some(cutoff_ms) = now_ms.checked_sub(HOLD_RESOLVED_RETENTION_MS) {
-            self.holds.forget_resolved_until(cutoff_ms, TICK_ENTRIES_MAX);
-        }
+        (self.holds.tombstones).forget_due(now_ms, HOLD_RESOLVED_RETENTION_MS, TICK_ENTRIES_MAX);
         self.idempotency.forget_due(now_ms, TICK_ENTRIES_MAX);
         Reply::Ticked { expired }
     }
@@ -273,6 +269,11 @@ impl State {
         self.idempotency.policy()
     }
 
+    /// Resolved holds kept as tombstones, answering `AlreadyResolved`.
+    pub fn tombstone_count(&self) -> usize {
+        self.holds.tombstones.len()
+    }
+
     pub fn idempotency_key_count(&self) -> usize {
         self.idempotency.len()
     }
@@ -281,8 +282,7 @@ impl State {
     /// tick once its clock reaches this.
     pub fn next_tick_due_ms(&self) -> Option<u64> {
         let expiry = self.holds.expiry.next_due_ms();
-        let resolved = (self.holds.resolved.front())
-            .map(|(at, _)| at.saturating_add(HOLD_RESOLVED_RETENTION_MS + 1));
+        let resolved = self.holds.tombstones.next_forget_ms(HOLD_RESOLVED_RETENTION_MS);
         let keys = self.idempotency.next_forget_ms();
         [expiry, resolved, keys].into_iter().flatten().min()
     }
@@ -409,7 +409,7 @@ impl State {
     /// Units committed outside allot, per cell, are what the outside holds still have.
     fn audit_committed_outside(&self) -> Result<(), String> {
         let mut expected = std::collections::BTreeMap::<(u32, u32), u64>::new();
-        for id in &self.holds.outside {
+        for id in self.holds.outside.keys() {
             let hold = (self.holds.holds.get(id)).ok_or(format!("outside hold {id} is missing"))?;
             if hold.state != HoldState::Resolved(super::outcome::Resolution::Committed) {
                 return Err(format!("outside hold {id} is not committed"));
@@ -417,6 +417,10 @@ impl State {
             for line in &hold.lines {
                 *expected.entry((line.sku, line.location)).or_default() += u64::from(line.quantity);
             }
+        }
+        let kept_resolved = self.holds.holds.values().filter(|h| h.state != HoldState::Held);
+        if kept_resolved.count() != self.holds.outside.len() {
+            return Err("the hold table keeps resolved holds not committed outside".into());
         }
         if expected != self.committed_outside {
             return Err(format!(

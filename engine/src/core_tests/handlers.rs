@@ -846,7 +846,9 @@ fn full_release_gives_every_unit_back() {
     assert_eq!(counts(&state, "sku-2", "W2"), (10, 0, 0, 0, 10));
     let view = hold(&state, id);
     assert_eq!(view.state, released);
-    assert_eq!(view.resolved_at_ms, Some(T0 + 1));
+    // A released hold leaves the table: its tombstone keeps only how it ended.
+    assert_eq!((view.lines.len(), view.resolved_at_ms, view.created_at_ms), (0, None, 0));
+    assert_eq!(state.hold_count(), 0);
     assert_eq!(state.counters().holds_released, 1);
 }
 
@@ -954,7 +956,7 @@ fn tick_expires_a_hold_only_once_its_expiry_bucket_has_ended() {
     assert_eq!(tick(&mut state, bucket_end(deadline)), 1);
     let view = hold(&state, id);
     assert_eq!(view.state, HoldState::Resolved(Resolution::Expired));
-    assert_eq!(view.resolved_at_ms, Some(bucket_end(deadline)));
+    assert_eq!((view.lines.len(), view.resolved_at_ms), (0, None), "kept as a tombstone");
     assert_eq!(counts(&state, "sku-1", "W1"), (10, 0, 0, 0, 10));
     assert_eq!(state.counters().holds_expired, 1);
     assert_eq!(tick(&mut state, bucket_end(deadline) + 1_000), 0, "a hold expires once");

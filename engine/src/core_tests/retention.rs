@@ -5,7 +5,9 @@
 
 use crate::codec;
 use allot_core::idempotency::IdempotencyPolicy;
-use allot_core::limits::{HOLD_TTL_MS_MIN, IDEMPOTENCY_RETENTION_MS_DEFAULT, TICK_ENTRIES_MAX};
+use allot_core::limits::{
+    HOLD_RESOLVED_RETENTION_MS, HOLD_TTL_MS_MIN, IDEMPOTENCY_RETENTION_MS_DEFAULT, TICK_ENTRIES_MAX,
+};
 use allot_core::{
     Command, EngineError, HoldState, LineRequest, LocationKind, LocationSpec, Reply, Request,
     Resolution, ShippingCost, State,
@@ -133,40 +135,65 @@ fn keys_are_kept_for_the_configured_retention() {
     state.set_idempotency_policy(IdempotencyPolicy { retention_ms: 5_000, keys_max: 1_000 });
     let request = Request::with_key("receipt-1", receive("sku-1", 5));
     assert!(state.apply(&request, T0 + 1).changed);
-    assert_eq!(state.next_tick_due_ms(), Some(T0 + 5_002));
+    assert_eq!(state.next_tick_due_ms(), Some(T0 + 5_001));
+    ticked(&mut state, T0 + 5_000);
+    assert!(!state.apply(&request, T0 + 5_000).changed, "kept for its whole retention");
     ticked(&mut state, T0 + 5_001);
-    assert!(!state.apply(&request, T0 + 5_001).changed, "kept for its whole retention");
-    ticked(&mut state, T0 + 5_002);
     assert_eq!(state.idempotency_key_count(), 0);
-    assert!(state.apply(&request, T0 + 5_003).changed, "a forgotten key applies again");
+    assert!(state.apply(&request, T0 + 5_001).changed, "a forgotten key applies again");
 }
 
 #[test]
-fn a_tick_after_a_long_gap_expires_only_its_bound_and_later_ticks_finish_as_a_rebuilt_state_does() {
+fn a_tick_after_a_long_gap_expires_and_forgets_only_its_bound_and_later_ticks_finish_as_replay_does()
+ {
     let holds = TICK_ENTRIES_MAX + TICK_ENTRIES_MAX / 2;
     let mut live = stocked(u32::try_from(holds).expect("fits"));
+    let mut log: Vec<(Request, u64)> = Vec::new();
+    let mut apply = |state: &mut State, request: Request, now_ms: u64| {
+        let applied = state.apply(&request, now_ms);
+        assert!(applied.changed, "{:?}", applied.outcome);
+        log.push((request, now_ms));
+        applied.outcome.expect("changed")
+    };
     for n in 0..holds {
-        // Keyed, so the key table has a backlog to forget too; every tenth hold is
-        // extended, leaving a stale wheel entry that a rebuilt state does not have.
+        // Keyed, so the key table has a backlog to forget too.
         let key = format!("cart-{n}");
-        let placed = live.apply(&Request::with_key(key, one_line("sku-1", 1, HOLD_TTL_MS_MIN)), T0);
-        assert!(placed.changed, "{:?}", placed.outcome);
+        apply(&mut live, Request::with_key(key, one_line("sku-1", 1, HOLD_TTL_MS_MIN)), T0);
     }
+    // Every tenth hold is extended, leaving a stale wheel entry that a state rebuilt
+    // from its image does not have.
     for hold in (1..=holds as u64).step_by(10) {
         let extend = Command::ExtendHold { hold, ttl_ms: 2 * HOLD_TTL_MS_MIN };
-        assert!(live.apply(&Request::new(extend), T0 + 1).changed);
+        apply(&mut live, Request::new(extend), T0 + 1);
     }
     let gap = T0 + 2 * IDEMPOTENCY_RETENTION_MS_DEFAULT;
-    assert_eq!(ticked(&mut live, gap) as usize, TICK_ENTRIES_MAX, "one tick expires its bound");
+    let first = apply(&mut live, Request::new(Command::Tick), gap);
+    assert_eq!(first, Reply::Ticked { expired: TICK_ENTRIES_MAX as u32 }, "only the bound");
     assert_eq!(live.idempotency_key_count(), holds - TICK_ENTRIES_MAX);
     assert_eq!(live.next_tick_due_ms().map(|due| due <= gap), Some(true), "more work is due");
     let mut rebuilt = codec::decode_state(&codec::encode_state(&live)).expect("decodes");
+    let forget = gap + 1 + HOLD_RESOLVED_RETENTION_MS;
     for state in [&mut live, &mut rebuilt] {
         assert_eq!(ticked(state, gap + 1) as usize, holds - TICK_ENTRIES_MAX);
         assert_eq!(ticked(state, gap + 2), 0);
         assert_eq!(state.idempotency_key_count(), 0);
         assert_eq!(state.counters().holds_expired, holds as u64);
+        assert_eq!((state.hold_count(), state.tombstone_count()), (0, holds));
+        // The tombstones' retention ends for all of them at once; forgetting is bounded too.
+        ticked(state, forget);
+        assert_eq!(state.tombstone_count(), holds - TICK_ENTRIES_MAX);
+        ticked(state, forget + 1);
+        assert_eq!(state.tombstone_count(), 0);
         assert_eq!(state.audit(), Ok(()));
     }
-    assert_eq!(codec::state_digest(&live), codec::state_digest(&rebuilt));
+    for now_ms in [gap + 1, gap + 2, forget, forget + 1] {
+        log.push((Request::new(Command::Tick), now_ms));
+    }
+    let mut replayed = stocked(u32::try_from(holds).expect("fits"));
+    for (request, now_ms) in &log {
+        assert!(replayed.apply(request, *now_ms).changed);
+    }
+    let digest = codec::state_digest(&live);
+    assert_eq!(codec::state_digest(&rebuilt), digest, "rebuilt from the image mid-backlog");
+    assert_eq!(codec::state_digest(&replayed), digest, "replayed from the log");
 }
