@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::chunked::Chunked;
 use super::ids::{HoldId, LocationId, SkuId};
 use super::limits::EXPIRY_BUCKET_MS;
 use super::order::Decision;
@@ -92,9 +93,10 @@ impl Fate {
 #[derive(Debug, Clone)]
 pub struct HoldMap {
     /// Slab position per id from `first_id` on; [`NO_SLOT`] where the id has none.
-    index: VecDeque<u32>,
+    index: Chunked<u32>,
     first_id: HoldId,
-    slots: Vec<Option<Hold>>,
+    /// The records, in chunks: growth never copies the holds already there.
+    slots: Chunked<Option<Hold>>,
     /// Free positions in `slots`, reused before it grows.
     free: Vec<u32>,
     /// Holds whose ids fell behind the index window: few, long-lived ones.
@@ -120,9 +122,9 @@ const _: () = assert!(super::limits::HOLDS_MAX < NO_SLOT as usize, "slab positio
 impl HoldMap {
     fn with_span(span: u64) -> HoldMap {
         HoldMap {
-            index: VecDeque::new(),
+            index: Chunked::default(),
             first_id: 0,
-            slots: Vec::new(),
+            slots: Chunked::default(),
             free: Vec::new(),
             far: BTreeMap::new(),
             len: 0,
@@ -175,11 +177,11 @@ impl HoldMap {
                 slot
             }
             None => {
-                self.slots.push(Some(hold));
+                self.slots.push_back(Some(hold));
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.extend(std::iter::repeat_n(NO_SLOT, (id - end) as usize));
+        self.index.extend_to(self.index.len() + (id - end) as usize, NO_SLOT);
         self.index.push_back(slot);
         self.len += 1;
         self.slide(id);
@@ -222,7 +224,7 @@ impl HoldMap {
         }
         if self.index.is_empty() && self.len == self.far.len() {
             // Nothing indexed: give the slab back rather than keep a peak's worth.
-            self.slots = Vec::new();
+            self.slots = Chunked::default();
             self.free = Vec::new();
         }
         removed
@@ -262,11 +264,11 @@ impl std::ops::Index<&HoldId> for HoldMap {
 #[derive(Debug, Clone, Default)]
 pub struct Tombstones {
     /// `Fate` as a byte per id from `first_id` on; 0 where the id has none here.
-    window: VecDeque<u8>,
+    window: Chunked<u8>,
     first_id: HoldId,
     late: BTreeMap<HoldId, Fate>,
     /// Ids in resolution order; `queue[0]` has sequence number `first_seq`.
-    queue: VecDeque<HoldId>,
+    queue: Chunked<HoldId>,
     first_seq: u64,
     /// (resolved at, sequence number of the first id resolved then), oldest first.
     marks: VecDeque<(u64, u64)>,
@@ -297,9 +299,7 @@ impl Tombstones {
             self.late.insert(id, fate);
         } else {
             let offset = (id - self.first_id) as usize;
-            if offset >= self.window.len() {
-                self.window.resize(offset + 1, 0);
-            }
+            self.window.extend_to(offset + 1, 0);
             self.window[offset] = fate as u8;
         }
         let seq = self.first_seq + self.queue.len() as u64;

@@ -27,6 +27,7 @@ use std::collections::VecDeque;
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
+use super::chunked::Chunked;
 use super::ids::HoldId;
 pub use super::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS_DEFAULT};
 use super::outcome::{OrderId, Reply, ReturnId, ShipmentId};
@@ -178,8 +179,8 @@ const _: () = assert!(IDEMPOTENCY_KEYS_MAX <= u32::MAX as usize, "positions are 
 #[derive(Debug, Clone)]
 pub struct IdempotencyTable {
     policy: IdempotencyPolicy,
-    /// Entries oldest first.
-    entries: VecDeque<IdempotencyEntry>,
+    /// Entries oldest first, in chunks: growth never copies millions of entries.
+    entries: Chunked<IdempotencyEntry>,
     /// Sequence number of `entries[0]`; entry `n` has `first_seq + n`.
     first_seq: u64,
     /// (engine time, sequence number of the first entry recorded then), oldest first;
@@ -224,7 +225,7 @@ impl IdempotencyTable {
         assert!(policy.keys_max > 0 && policy.keys_max <= IDEMPOTENCY_KEYS_MAX);
         IdempotencyTable {
             policy,
-            entries: VecDeque::new(),
+            entries: Chunked::default(),
             first_seq: 0,
             marks: VecDeque::new(),
             shards: (0..IDEMPOTENCY_SHARDS).map(|_| HashTable::new()).collect(),

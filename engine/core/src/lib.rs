@@ -4,6 +4,7 @@
 //! tokio, quinn or `std::time`: time is passed in with each command. That is what makes
 //! replay exact and the core testable on its own (as quinn-proto beside quinn).
 
+pub mod chunked;
 pub mod command;
 pub mod hold;
 pub mod idempotency;
