@@ -312,10 +312,12 @@ impl Model {
                     self.counters.holds_expired += 1;
                     expired += 1;
                 }
+                // Retention counts from the end of the second the record was made in.
+                let start = |at: u64| at.div_ceil(SECOND_MS) * SECOND_MS;
                 self.holds.retain(|_, hold| {
-                    hold.kept_from_ms.is_none_or(|at| at + RESOLVED_KEPT_MS > now)
+                    hold.kept_from_ms.is_none_or(|at| start(at) + RESOLVED_KEPT_MS > now)
                 });
-                self.keys.retain(|_, (_, _, at)| *at + KEY_KEPT_MS > now);
+                self.keys.retain(|_, (_, _, at)| start(*at) + KEY_KEPT_MS > now);
                 Ok(Reply::Ticked { expired })
             }
             order => unreachable!("this model draws no {} (orders have their own)", order.name()),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chunked::Chunked;
 use super::ids::{HoldId, LocationId, SkuId};
-use super::limits::EXPIRY_BUCKET_MS;
+use super::limits::{EXPIRY_BUCKET_MS, retention_start_ms};
 use super::order::Decision;
 use super::outcome::{HoldState, Resolution};
 
@@ -270,7 +270,8 @@ pub struct Tombstones {
     /// Ids in resolution order; `queue[0]` has sequence number `first_seq`.
     queue: Chunked<HoldId>,
     first_seq: u64,
-    /// (resolved at, sequence number of the first id resolved then), oldest first.
+    /// (retention start, sequence number of the first id resolved in that second),
+    /// oldest first.
     marks: VecDeque<(u64, u64)>,
 }
 
@@ -303,19 +304,20 @@ impl Tombstones {
             self.window[offset] = fate as u8;
         }
         let seq = self.first_seq + self.queue.len() as u64;
+        let start_ms = retention_start_ms(now_ms);
         match self.marks.back() {
-            Some(&(at_ms, _)) if at_ms == now_ms => {}
+            Some(&(at_ms, _)) if at_ms == start_ms => {}
             Some(&(at_ms, _)) => {
-                assert!(at_ms < now_ms, "engine time never goes back");
-                self.marks.push_back((now_ms, seq));
+                assert!(at_ms < start_ms, "engine time never goes back");
+                self.marks.push_back((start_ms, seq));
             }
-            None => self.marks.push_back((now_ms, seq)),
+            None => self.marks.push_back((start_ms, seq)),
         }
         self.queue.push_back(id);
     }
 
     /// When the oldest tombstone's retention of `retention_ms` ends (a tombstone is
-    /// kept for times before its resolution plus the retention).
+    /// kept for times before the end of its resolution's second plus the retention).
     pub fn next_forget_ms(&self, retention_ms: u64) -> Option<u64> {
         let &(at_ms, _) = self.marks.front()?;
         Some(at_ms.saturating_add(retention_ms))
@@ -347,7 +349,7 @@ impl Tombstones {
         forgotten
     }
 
-    /// (resolved at, id, fate) in resolution order: the canonical order for images.
+    /// (retention start, id, fate) in resolution order: the canonical order for images.
     pub fn iter_in_order(&self) -> impl Iterator<Item = (u64, HoldId, Fate)> + '_ {
         let mut marks = self.marks.iter().peekable();
         let mut at_ms = 0;
@@ -547,25 +549,28 @@ mod tests {
     #[test]
     fn tombstones_answer_until_forgotten_in_resolution_order_and_in_bounded_steps() {
         let mut tombstones = Tombstones::default();
-        tombstones.push(5, Fate::Released, 100);
-        tombstones.push(9, Fate::Expired, 100);
+        tombstones.push(5, Fate::Released, 1_000);
+        tombstones.push(9, Fate::Expired, 1_000);
         // Resolved after the window started past it: kept aside, answered the same.
-        tombstones.push(3, Fate::Ordered, 200);
-        tombstones.push(6, Fate::Settled, 300);
+        tombstones.push(3, Fate::Ordered, 1_001);
+        tombstones.push(6, Fate::Settled, 2_500);
         assert_eq!(tombstones.fate(3), Some(Fate::Ordered));
         assert_eq!(tombstones.fate(6).map(Fate::resolution), Some(Resolution::Committed));
         assert_eq!(tombstones.fate(7), None);
-        assert_eq!(tombstones.next_forget_ms(1_000), Some(1_100));
-        assert_eq!(tombstones.forget_due(1_099, 1_000, 10), 0);
-        assert_eq!(tombstones.forget_due(1_300, 1_000, 1), 1, "at most the bound");
+        assert_eq!(tombstones.next_forget_ms(1_000), Some(2_000));
+        assert_eq!(tombstones.forget_due(1_999, 1_000, 10), 0);
+        assert_eq!(tombstones.forget_due(4_000, 1_000, 1), 1, "at most the bound");
         assert_eq!(tombstones.fate(5), None);
         assert_eq!(tombstones.fate(9), Some(Fate::Expired));
         let kept: Vec<(u64, HoldId, Fate)> = tombstones.iter_in_order().collect();
-        assert_eq!(
-            kept,
-            [(100, 9, Fate::Expired), (200, 3, Fate::Ordered), (300, 6, Fate::Settled)]
-        );
-        assert_eq!(tombstones.forget_due(1_300, 1_000, 10), 3);
+        // Retention counts from the end of the second: resolved at 1 001 and 2 500, kept
+        // until 3 000 and 4 000 with a retention of 1 000.
+        let expected =
+            [(1_000, 9, Fate::Expired), (2_000, 3, Fate::Ordered), (3_000, 6, Fate::Settled)];
+        assert_eq!(kept, expected);
+        assert_eq!(tombstones.forget_due(3_999, 1_000, 10), 2);
+        assert_eq!(tombstones.fate(6), Some(Fate::Settled));
+        assert_eq!(tombstones.forget_due(4_000, 1_000, 10), 1);
         assert!(
             tombstones.is_empty() && tombstones.window.is_empty() && tombstones.late.is_empty()
         );

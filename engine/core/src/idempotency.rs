@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chunked::Chunked;
 use super::ids::HoldId;
+use super::limits::retention_start_ms;
 pub use super::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS_DEFAULT};
 use super::outcome::{OrderId, Reply, ReturnId, ShipmentId};
 
@@ -183,8 +184,8 @@ pub struct IdempotencyTable {
     entries: Chunked<IdempotencyEntry>,
     /// Sequence number of `entries[0]`; entry `n` has `first_seq + n`.
     first_seq: u64,
-    /// (engine time, sequence number of the first entry recorded then), oldest first;
-    /// the front mark covers `entries[0]`.
+    /// (retention start, sequence number of the first entry recorded in that second),
+    /// oldest first; the front mark covers `entries[0]`.
     marks: VecDeque<(u64, u64)>,
     /// Per shard: sequence numbers (mod 2³²) of the entries whose key hash falls in it.
     shards: Vec<HashTable<u32>>,
@@ -274,13 +275,14 @@ impl IdempotencyTable {
 
     fn push(&mut self, entry: IdempotencyEntry, now_ms: u64) {
         let seq = self.first_seq + self.entries.len() as u64;
+        let start_ms = retention_start_ms(now_ms);
         match self.marks.back() {
-            Some(&(at_ms, _)) if at_ms == now_ms => {}
+            Some(&(at_ms, _)) if at_ms == start_ms => {}
             Some(&(at_ms, _)) => {
-                assert!(at_ms < now_ms, "engine time never goes back");
-                self.marks.push_back((now_ms, seq));
+                assert!(at_ms < start_ms, "engine time never goes back");
+                self.marks.push_back((start_ms, seq));
             }
-            None => self.marks.push_back((now_ms, seq)),
+            None => self.marks.push_back((start_ms, seq)),
         }
         let hash = index_hash(entry.key);
         self.entries.push_back(entry);
@@ -322,13 +324,13 @@ impl IdempotencyTable {
         self.entries.is_empty()
     }
 
-    /// When the oldest key was recorded.
+    /// When the oldest key's retention started (the end of the second it was recorded).
     pub fn oldest_recorded_at_ms(&self) -> Option<u64> {
         self.marks.front().map(|&(at_ms, _)| at_ms)
     }
 
     /// When the oldest key falls out of retention (a tick from then on forgets it): a
-    /// key is kept for times before its recording plus the retention.
+    /// key is kept for times before its retention start plus the retention.
     pub fn next_forget_ms(&self) -> Option<u64> {
         let at_ms = self.oldest_recorded_at_ms()?;
         Some(at_ms.saturating_add(self.policy.retention_ms))
@@ -417,25 +419,25 @@ mod tests {
     fn keys_are_forgotten_oldest_first_in_bounded_steps_and_listed_in_order() {
         let mut table = small(10_000);
         for n in 0..1_000u64 {
-            table.record(&format!("key-{n}"), n, kept(n), n * 10);
+            table.record(&format!("key-{n}"), n, kept(n), n * 1_000);
         }
-        // A key recorded at 4 990 is due at 14 990 (retention 10 000).
-        assert_eq!(table.forget_due(14_989, 1_000), 499);
-        assert_eq!(table.forget_due(14_989, 1_000), 0);
-        assert_eq!(table.forget_due(14_990, 1_000), 1);
+        // A key recorded at 499 000 is due at 509 000 (retention 10 000).
+        assert_eq!(table.forget_due(508_999, 1_000), 499);
+        assert_eq!(table.forget_due(508_999, 1_000), 0);
+        assert_eq!(table.forget_due(509_000, 1_000), 1);
         assert_eq!(table.len(), 500);
-        assert_eq!(table.oldest_recorded_at_ms(), Some(5_000));
+        assert_eq!(table.oldest_recorded_at_ms(), Some(500_000));
         assert!(matches!(table.check("key-499", 499), Seen::New));
         assert!(matches!(
             table.check("key-500", 500),
             Seen::Same(Kept::HoldCommitted { hold: 500 })
         ));
         assert!(matches!(table.check("key-500", 1), Seen::Different));
-        // Everything is due by 30 000, but one call forgets at most its bound.
-        assert_eq!(table.forget_due(30_000, 200), 200);
-        assert_eq!(table.oldest_recorded_at_ms(), Some(7_000));
+        // Everything is due by 2 000 000, but one call forgets at most its bound.
+        assert_eq!(table.forget_due(2_000_000, 200), 200);
+        assert_eq!(table.oldest_recorded_at_ms(), Some(700_000));
         let listed: Vec<u64> = table.iter_in_order().map(|(at, _)| at).collect();
-        assert_eq!(listed, (700..1_000).map(|n| n * 10).collect::<Vec<_>>());
+        assert_eq!(listed, (700..1_000).map(|n| n * 1_000).collect::<Vec<_>>());
         let rebuilt = IdempotencyTable::from_ordered(
             table.policy(),
             table.iter_in_order().map(|(at, entry)| (at, *entry)),
@@ -448,16 +450,28 @@ mod tests {
     fn a_full_table_forgets_its_oldest_key_instead_of_refusing() {
         let mut table = small(3);
         for n in 0..3u64 {
-            assert_eq!(table.record(&format!("key-{n}"), n, kept(n), 100), 0);
+            assert_eq!(table.record(&format!("key-{n}"), n, kept(n), 1_000), 0);
         }
-        assert_eq!(table.record("key-3", 3, kept(3), 200), 1);
+        assert_eq!(table.record("key-3", 3, kept(3), 2_000), 1);
         assert_eq!(table.len(), 3);
         assert!(matches!(table.check("key-0", 0), Seen::New));
         assert!(matches!(table.check("key-1", 1), Seen::Same(_)));
         assert!(matches!(table.check("key-3", 3), Seen::Same(_)));
-        assert_eq!(table.oldest_recorded_at_ms(), Some(100));
-        table.record("key-4", 4, kept(4), 300);
-        table.record("key-5", 5, kept(5), 300);
-        assert_eq!(table.oldest_recorded_at_ms(), Some(200));
+        assert_eq!(table.oldest_recorded_at_ms(), Some(1_000));
+        table.record("key-4", 4, kept(4), 3_000);
+        table.record("key-5", 5, kept(5), 3_000);
+        assert_eq!(table.oldest_recorded_at_ms(), Some(2_000));
+    }
+
+    #[test]
+    fn keys_recorded_within_one_second_share_a_time_mark_and_are_forgotten_together() {
+        let mut table = small(10_000);
+        for n in 0..100u64 {
+            table.record(&format!("key-{n}"), n, kept(n), 5_001 + n * 9);
+        }
+        assert_eq!(table.marks.len(), 1, "one mark for the second, not one per batch");
+        assert_eq!(table.oldest_recorded_at_ms(), Some(6_000));
+        assert_eq!(table.forget_due(15_999, 1_000), 0, "kept whole seconds past recording");
+        assert_eq!(table.forget_due(16_000, 1_000), 100);
     }
 }

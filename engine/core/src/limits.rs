@@ -20,6 +20,17 @@ pub const EXPIRY_BUCKET_MS: u64 = 1_000;
 /// How long a resolved hold's tombstone is kept, so that resolving it twice gets a
 /// precise answer (`already committed / released / expired`) rather than `NotFound`.
 pub const HOLD_RESOLVED_RETENTION_MS: u64 = 60 * 60 * 1_000;
+/// Retention is counted from the end of the second a key was recorded or a hold resolved
+/// in (a time that is a whole second counts as its own end): the queues keep one time
+/// mark per second, not one per batch, and a key or tombstone is kept at most this much
+/// longer than its retention.
+pub const RETENTION_GRANULE_MS: u64 = 1_000;
+
+/// The time retention of something recorded at `now_ms` is counted from.
+pub fn retention_start_ms(now_ms: u64) -> u64 {
+    now_ms.div_ceil(RETENTION_GRANULE_MS) * RETENTION_GRANULE_MS
+}
+
 /// How long an idempotency key is remembered by default (engine time; the engine's
 /// configuration may change it). A key exists to make a retry after a lost answer safe,
 /// and clients retry within seconds (a reconnect, a failover); an hour covers that many

@@ -135,12 +135,13 @@ fn keys_are_kept_for_the_configured_retention() {
     state.set_idempotency_policy(IdempotencyPolicy { retention_ms: 5_000, keys_max: 1_000 });
     let request = Request::with_key("receipt-1", receive("sku-1", 5));
     assert!(state.apply(&request, T0 + 1).changed);
-    assert_eq!(state.next_tick_due_ms(), Some(T0 + 5_001));
-    ticked(&mut state, T0 + 5_000);
-    assert!(!state.apply(&request, T0 + 5_000).changed, "kept for its whole retention");
-    ticked(&mut state, T0 + 5_001);
+    // Counted from the end of the second it was recorded in.
+    assert_eq!(state.next_tick_due_ms(), Some(T0 + 6_000));
+    ticked(&mut state, T0 + 5_999);
+    assert!(!state.apply(&request, T0 + 5_999).changed, "kept for its whole retention");
+    ticked(&mut state, T0 + 6_000);
     assert_eq!(state.idempotency_key_count(), 0);
-    assert!(state.apply(&request, T0 + 5_001).changed, "a forgotten key applies again");
+    assert!(state.apply(&request, T0 + 6_000).changed, "a forgotten key applies again");
 }
 
 #[test]
@@ -172,7 +173,8 @@ fn a_tick_after_a_long_gap_expires_and_forgets_only_its_bound_and_later_ticks_fi
     assert_eq!(live.idempotency_key_count(), holds - TICK_ENTRIES_MAX);
     assert_eq!(live.next_tick_due_ms().map(|due| due <= gap), Some(true), "more work is due");
     let mut rebuilt = codec::decode_state(&codec::encode_state(&live)).expect("decodes");
-    let forget = gap + 1 + HOLD_RESOLVED_RETENTION_MS;
+    // Resolved at `gap` and `gap + 1`: in two seconds, due together from here.
+    let forget = gap + 1_000 + HOLD_RESOLVED_RETENTION_MS;
     for state in [&mut live, &mut rebuilt] {
         assert_eq!(ticked(state, gap + 1) as usize, holds - TICK_ENTRIES_MAX);
         assert_eq!(ticked(state, gap + 2), 0);
