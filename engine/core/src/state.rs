@@ -509,8 +509,11 @@ fn bucket_end_ms(deadline_ms: u64) -> u64 {
 }
 
 fn check_idempotency_key(key: &str, command: &Command) -> Result<(), EngineError> {
-    if matches!(command, Command::Tick) {
-        return Err(EngineError::InvalidArgument("a tick carries no idempotency key".into()));
+    // The engine issues these itself, never twice for one intent; their replies have
+    // no compact form to remember.
+    if matches!(command, Command::Tick | Command::SetRoutingWeights(_)) {
+        let name = command.name();
+        return Err(EngineError::InvalidArgument(format!("{name} carries no idempotency key")));
     }
     super::validate::text("idempotency key", key, IDEMPOTENCY_KEY_BYTES_MAX)
 }

@@ -110,6 +110,18 @@ fn a_retried_full_release_is_answered_as_before_not_as_already_resolved() {
 }
 
 #[test]
+fn commands_the_engine_issues_itself_carry_no_idempotency_key() {
+    let mut state = stocked(10);
+    let weights = Command::SetRoutingWeights(state.routing_weights());
+    for command in [Command::Tick, weights] {
+        let applied = state.apply(&Request::with_key("engine-1", command), T0 + 1);
+        assert!(matches!(applied.outcome, Err(EngineError::InvalidArgument(_))), "{applied:?}");
+        assert!(!applied.changed);
+    }
+    assert_eq!(state.idempotency_key_count(), 0);
+}
+
+#[test]
 fn a_full_key_table_forgets_its_oldest_key_counts_it_and_still_takes_requests() {
     let mut state = stocked(100);
     state.set_idempotency_policy(IdempotencyPolicy { retention_ms: 60_000, keys_max: 2 });
