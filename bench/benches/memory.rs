@@ -247,6 +247,47 @@ fn order_row(what: &str, base: &State, count: usize, mut draws: HoldDraws<'_>) -
     Row { what: what.to_owned(), count, before, after }
 }
 
+/// Places `count` one-line holds on a copy of `base` and releases them all: the growth
+/// per hold is what a resolved hold keeps while it is retained.
+fn resolved_row(what: &str, base: &State, count: usize, mut draws: HoldDraws<'_>) -> Row {
+    let requests: Vec<Request> = (0..count).map(|_| draws.one_line()).collect();
+    let mut state = base.clone();
+    let before = read();
+    for request in &requests {
+        let applied = state.apply(request, START_MS);
+        let Ok(Reply::HoldPlaced { hold, .. }) = applied.outcome else {
+            panic!("{:?}", applied.outcome)
+        };
+        let release = Request::new(Command::ReleaseHold { hold, lines: Vec::new() });
+        assert!(state.apply(&release, START_MS).changed);
+    }
+    let after = read();
+    assert_eq!(state.counters().holds_released, count as u64);
+    Row { what: what.to_owned(), count, before, after }
+}
+
+/// Applies `count` keyed receipts of one unit to one cell of a copy of `base`: the cell
+/// exists, so the growth per request is the idempotency table's, all it keeps included.
+fn key_row(what: &str, base: &State, count: usize, mut draws: HoldDraws<'_>) -> Row {
+    let Command::Reserve { lines, .. } = draws.one_line().command else { unreachable!() };
+    let (sku, location) = (lines[0].sku.clone(), lines[0].location.clone());
+    let requests: Vec<Request> = (0..count)
+        .map(|n| {
+            let receive =
+                Command::Receive { sku: sku.clone(), location: location.clone(), quantity: 1 };
+            Request::with_key(format!("checkout-{n:012}"), receive)
+        })
+        .collect();
+    let mut state = base.clone();
+    let before = read();
+    for request in &requests {
+        assert!(state.apply(request, START_MS).changed);
+    }
+    let after = read();
+    assert_eq!(state.idempotency_key_count(), count);
+    Row { what: what.to_owned(), count, before, after }
+}
+
 fn draw_cart(draws: &mut HoldDraws<'_>) -> Command {
     draws.cart(3).command
 }
@@ -328,6 +369,23 @@ fn main() {
         for (what, draws, draw) in rows {
             hold_row(&format!("{what} (×{count})"), &base, count, draws, draw).print();
         }
+    }
+    header("retained for retries (target ≤ 64 B per key)", "entries");
+    for count in [100_000, 1_000_000] {
+        key_row(
+            &format!("idempotency keys, keyed receipts (×{count})"),
+            &base,
+            count,
+            catalogue.holds(7),
+        )
+        .print();
+        resolved_row(
+            &format!("released one-line holds (×{count})"),
+            &base,
+            count,
+            catalogue.holds(8),
+        )
+        .print();
     }
     header(
         "open orders on the checkout state (target ≤ 400 B per open three-line order)",

@@ -21,6 +21,8 @@ use crate::sequencer::{Sequencer, Work};
 #[cfg(feature = "fault-injection")]
 pub use crate::snapshotter::ShadowFault;
 use crate::snapshotter::{ShadowHealth, SnapshotPolicy, Snapshotter, Unsaved};
+use allot_core::idempotency::IdempotencyPolicy;
+use allot_core::limits::IDEMPOTENCY_KEYS_MAX;
 use allot_core::routing::RoutingWeights;
 use allot_core::{Command, EngineError, Outcome, Query, Reply, Request};
 
@@ -67,6 +69,10 @@ pub struct EngineConfig {
     /// Routing weights to route with; `None` keeps those the state has (the defaults,
     /// until weights were once configured).
     pub routing_weights: Option<RoutingWeights>,
+    /// How long idempotency keys are remembered and how many at most
+    /// (`keys_max` ≤ `allot_core::limits::IDEMPOTENCY_KEYS_MAX`). Replay runs under it
+    /// too, so the recovered table is the one the live engine would have.
+    pub idempotency: IdempotencyPolicy,
     /// A fault to inject into the snapshotter (tests of fail-stop only).
     #[cfg(feature = "fault-injection")]
     pub shadow_fault: Option<ShadowFault>,
@@ -86,6 +92,7 @@ impl Default for EngineConfig {
             snapshot_on_shutdown: true,
             shutdown_deadline_ms: SHUTDOWN_DEADLINE_MS_DEFAULT,
             routing_weights: None,
+            idempotency: IdempotencyPolicy::default(),
             #[cfg(feature = "fault-injection")]
             shadow_fault: None,
         }
@@ -98,6 +105,12 @@ impl EngineConfig {
     fn check(&self) -> Result<(), OpenError> {
         if let Some(weights) = &self.routing_weights {
             allot_core::routing::check_weights(weights).map_err(OpenError::Config)?;
+        }
+        let keys_max = self.idempotency.keys_max;
+        if keys_max == 0 || keys_max > IDEMPOTENCY_KEYS_MAX {
+            return Err(OpenError::Config(format!(
+                "idempotency keys_max must be 1 to {IDEMPOTENCY_KEYS_MAX}, not {keys_max}"
+            )));
         }
         if self.ingress_queue_len_max == 0 {
             return Err(OpenError::Config("ingress_queue_len_max must be at least 1".into()));
@@ -149,7 +162,7 @@ impl Engine {
         let data_dir = data_dir.as_ref();
         config.check()?;
         let dir = DataDir::open(config.storage.clone(), data_dir)?;
-        let Recovered { state, report } = recover(&dir)?;
+        let Recovered { state, report } = recover(&dir, config.idempotency)?;
         tracing::info!(?report, dir = %data_dir.display(), "recovered");
         let wal = dir
             .wal_writer(report.last_position + 1, config.segment_bytes_target)

@@ -12,6 +12,7 @@ use allot_snapshots::wal::RECORD_HEADER_BYTES;
 use crate::codec;
 use crate::open_report::{OpenError, RecoveryReport};
 use allot_core::State;
+use allot_core::idempotency::IdempotencyPolicy;
 
 pub(crate) struct Recovered {
     pub state: State,
@@ -36,18 +37,22 @@ pub fn rebuild_state(
 ) -> Result<(State, RecoveryReport), OpenError> {
     let dir = DataDir::open(storage, data_dir)?;
     let recovered = match from {
-        ReplayFrom::Snapshot => recover(&dir)?,
+        ReplayFrom::Snapshot => recover(&dir, IdempotencyPolicy::default())?,
         ReplayFrom::WholeLog => replay_after(&dir, State::new(), None)?,
     };
     Ok((recovered.state, recovered.report))
 }
 
-pub(crate) fn recover(dir: &DataDir) -> Result<Recovered, OpenError> {
+/// Recovers under the idempotency `policy` the engine runs with, set before replay.
+pub(crate) fn recover(dir: &DataDir, policy: IdempotencyPolicy) -> Result<Recovered, OpenError> {
     let Some(snapshot) = dir.load_snapshot()? else {
-        return replay_after(dir, State::new(), None);
+        let mut state = State::new();
+        state.set_idempotency_policy(policy);
+        return replay_after(dir, state, None);
     };
-    let state = codec::decode_state(&snapshot.body)
+    let mut state = codec::decode_state(&snapshot.body)
         .map_err(|message| OpenError::Replay { path: snapshot.path.clone(), message })?;
+    state.set_idempotency_policy(policy);
     let mut recovered = replay_after(dir, state, Some(snapshot.position))?;
     // Only once the older snapshot and the log after it have proved good are the newer,
     // corrupt snapshots moved out of the way.

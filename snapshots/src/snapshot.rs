@@ -12,8 +12,11 @@ use crate::storage::Storage;
 use crate::wal::{list_segments, segment_file_name};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ALLOTSNP";
-/// Version 3: the idempotency and order-placement fingerprints in the body are hashes of
-/// canonical bytes, no longer of `#[derive(Hash)]` (version 2 added orders).
+/// Version 4: idempotency keys are fixed-size entries (a 128-bit key hash, the command's
+/// fingerprint and a compact outcome) with their recording times; resolved holds are
+/// tombstones (resolved at, id, fate) instead of whole holds; the counters count keys
+/// forgotten early; orders and shipments are compact records. Version 3 made the stored
+/// fingerprints hashes of canonical bytes; version 2 added orders.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
 /// magic 8, version u32, position u64, body length u64, body crc32c u32.
 pub const SNAPSHOT_HEADER_BYTES: usize = 32;

@@ -31,7 +31,7 @@ const TTL_MIN_MS: u64 = SECOND_MS;
 const TTL_DEFAULT_MS: u64 = 15 * MINUTE_MS;
 const TTL_MAX_MS: u64 = 24 * HOUR_MS;
 const RESOLVED_KEPT_MS: u64 = HOUR_MS;
-const KEY_KEPT_MS: u64 = 24 * HOUR_MS;
+const KEY_KEPT_MS: u64 = HOUR_MS;
 const LINES_MAX: usize = 64;
 const LINE_QUANTITY_MAX: u32 = 1_000_000;
 const LEVEL_MAX: i64 = 1_000_000_000;
@@ -148,7 +148,7 @@ impl Model {
         }
         if let Some((command, reply, _)) = self.keys.get(key) {
             if *command == request.command {
-                return (Ok(reply.clone()), false);
+                return (Ok(self.retried(reply)), false);
             }
             return (Err(EngineError::IdempotencyConflict), false);
         }
@@ -157,6 +157,20 @@ impl Model {
             self.keys.insert(key.clone(), (request.command.clone(), reply.clone(), now));
         }
         (outcome, changed)
+    }
+
+    /// The answer to a retry under a remembered key: cells and locations as they are
+    /// now, every other reply as it was (docs/protocol.md §10.4).
+    fn retried(&self, reply: &Reply) -> Reply {
+        match reply {
+            Reply::Cell(view) => Reply::Cell(self.cell_view(&view.sku, &view.location)),
+            Reply::Transferred { from, to } => Reply::Transferred {
+                from: self.cell_view(&from.sku, &from.location),
+                to: self.cell_view(&to.sku, &to.location),
+            },
+            Reply::Location(view) => Reply::Location(location_view(&self.locations[&view.code])),
+            other => other.clone(),
+        }
     }
 
     /// Runs a command on a copy and keeps the copy only if the command succeeded.
@@ -298,10 +312,12 @@ impl Model {
                     self.counters.holds_expired += 1;
                     expired += 1;
                 }
+                // Retention counts from the end of the second the record was made in.
+                let start = |at: u64| at.div_ceil(SECOND_MS) * SECOND_MS;
                 self.holds.retain(|_, hold| {
-                    hold.kept_from_ms.is_none_or(|at| at + RESOLVED_KEPT_MS > now)
+                    hold.kept_from_ms.is_none_or(|at| start(at) + RESOLVED_KEPT_MS > now)
                 });
-                self.keys.retain(|_, (_, _, at)| *at + KEY_KEPT_MS > now);
+                self.keys.retain(|_, (_, _, at)| start(*at) + KEY_KEPT_MS > now);
                 Ok(Reply::Ticked { expired })
             }
             order => unreachable!("this model draws no {} (orders have their own)", order.name()),
@@ -542,6 +558,19 @@ impl Model {
 
     fn hold_view(&self, id: u64) -> HoldView {
         let hold = &self.holds[&id];
+        if hold.kept_from_ms.is_some() {
+            // Resolved for good (released, expired or settled): only a tombstone of its
+            // state is kept.
+            return HoldView {
+                hold: id,
+                state: hold.state,
+                lines: Vec::new(),
+                created_at_ms: 0,
+                expires_at_ms: 0,
+                resolved_at_ms: None,
+                order_number: None,
+            };
+        }
         let mut lines: Vec<HoldLineView> = (hold.lines.iter())
             .map(|(sku, location, quantity)| HoldLineView {
                 sku: sku.clone(),
@@ -1117,7 +1146,9 @@ impl Harness {
                 }
             }
         }
-        prop_assert_eq!(engine.hold_count(), model.holds.len());
+        // Resolved holds are tombstones outside the table; only the others count.
+        let in_table = model.holds.values().filter(|hold| hold.kept_from_ms.is_none());
+        prop_assert_eq!(engine.hold_count(), in_table.count());
         prop_assert_eq!(engine.counters(), model.counters);
         let Ok(Reply::Locations(locations)) = engine.query(&Query::Locations) else {
             return Err(TestCaseError::fail("locations query failed"));

@@ -4,7 +4,7 @@
 //! quantity or all at once. Without this, committed units stayed allocated for ever.
 
 use super::command::LineRequest;
-use super::hold::Hold;
+use super::hold::{Fate, Hold};
 use super::ids::HoldId;
 use super::outcome::{EngineError, HoldState, Outcome, Reply, Resolution};
 use super::state::State;
@@ -38,7 +38,7 @@ impl State {
         now_ms: u64,
     ) -> Outcome {
         let hold = self.committed_outside(id)?;
-        let mut settles = self.releases_for(hold, lines, how.verb())?;
+        let mut settles = self.releases_for(id, hold, lines, how.verb())?;
         if lines.is_empty() {
             settles = hold.lines.iter().enumerate().map(|(i, line)| (i, line.quantity)).collect();
         }
@@ -62,7 +62,7 @@ impl State {
                 self.committed_outside.remove(&key);
             }
         }
-        hold.lines.retain(|line| line.quantity > 0);
+        hold.retain_lines(|line| line.quantity > 0);
         let units_committed = hold.units();
         if units_committed == 0 {
             self.holds.settled(id, now_ms);
@@ -71,23 +71,25 @@ impl State {
     }
 
     /// A hold committed outside allot with units still committed; any other answers
-    /// precisely why not.
+    /// precisely why not (from its tombstone once it left the table).
     fn committed_outside(&self, id: HoldId) -> Result<&Hold, EngineError> {
-        let hold = (self.holds.holds.get(&id))
-            .ok_or_else(|| EngineError::NotFound(format!("hold {id}")))?;
         let from = |state: &str| EngineError::InvalidTransition { from: state.into() };
+        let Some(hold) = self.holds.holds.get(&id) else {
+            return Err(match self.holds.tombstones.fate(id) {
+                // Every unit was consumed or released before.
+                Some(Fate::Settled) => from("settled"),
+                // Converted by `PlaceOrder`: its units leave with the order's shipments.
+                Some(Fate::Ordered) => from("ordered"),
+                Some(fate) => EngineError::AlreadyResolved { how: fate.resolution() },
+                None => EngineError::NotFound(format!("hold {id}")),
+            });
+        };
         match hold.state {
             HoldState::Held => Err(from("held")),
-            HoldState::Resolved(Resolution::Committed) if self.holds.outside.contains(&id) => {
+            HoldState::Resolved(Resolution::Committed) if self.holds.outside.contains_key(&id) => {
                 Ok(hold)
             }
-            // Settled: every unit was consumed or released before.
-            HoldState::Resolved(Resolution::Committed) if hold.lines.is_empty() => {
-                Err(from("settled"))
-            }
-            // Converted by `PlaceOrder`: its units leave with the order's shipments.
-            HoldState::Resolved(Resolution::Committed) => Err(from("ordered")),
-            HoldState::Resolved(how) => Err(EngineError::AlreadyResolved { how }),
+            HoldState::Resolved(how) => unreachable!("a hold {how} is not kept in the table"),
         }
     }
 

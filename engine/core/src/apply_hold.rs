@@ -45,12 +45,10 @@ impl State {
         self.holds.next_id += 1;
         let expires_at_ms = now_ms + ttl_ms;
         let hold = Hold {
-            id,
             state: HoldState::Held,
-            lines,
+            lines: lines.into_boxed_slice(),
             created_at_ms: now_ms,
             expires_at_ms,
-            resolved_at_ms: None,
             order_number: None,
         };
         self.holds.holds.insert(id, hold);
@@ -121,7 +119,7 @@ impl State {
     ) -> Outcome {
         let hold = self.live_hold(id, now_ms)?;
         let units_held = hold.units();
-        let releases = self.releases_for(hold, lines, "releasing")?;
+        let releases = self.releases_for(id, hold, lines, "releasing")?;
         let released: u64 = releases.iter().map(|(_, units)| u64::from(*units)).sum();
         if lines.is_empty() || released == units_held {
             self.free_hold(id, Resolution::Released, now_ms);
@@ -135,7 +133,7 @@ impl State {
             line.quantity -= units;
             self.stock.cell_mut(line.sku, line.location).expect("held cell exists").held -= units;
         }
-        hold.lines.retain(|line| line.quantity > 0);
+        hold.retain_lines(|line| line.quantity > 0);
         let units_held = units_held - released;
         Ok(Reply::HoldReleased { hold: id, state: HoldState::Held, units_held })
     }
@@ -174,10 +172,15 @@ impl State {
     }
 
     /// A hold that can still be changed; a resolved one (or one past its deadline that
-    /// the next tick will expire) answers precisely how it ended.
+    /// the next tick will expire) answers precisely how it ended, from its tombstone
+    /// once it left the table, until its retention ends (then `NotFound`).
     pub(crate) fn live_hold(&self, id: HoldId, now_ms: u64) -> Result<&Hold, EngineError> {
-        let hold = (self.holds.holds.get(&id))
-            .ok_or_else(|| EngineError::NotFound(format!("hold {id}")))?;
+        let Some(hold) = self.holds.holds.get(&id) else {
+            return Err(match self.holds.tombstones.fate(id) {
+                Some(fate) => EngineError::AlreadyResolved { how: fate.resolution() },
+                None => EngineError::NotFound(format!("hold {id}")),
+            });
+        };
         if let Some(how) = hold.resolution() {
             return Err(EngineError::AlreadyResolved { how });
         }
@@ -226,6 +229,7 @@ impl State {
     /// has. Empty `lines` answers an empty list; the caller takes it as everything.
     pub(crate) fn releases_for(
         &self,
+        id: HoldId,
         hold: &Hold,
         lines: &[LineRequest],
         verb: &str,
@@ -243,10 +247,7 @@ impl State {
                 .iter()
                 .position(|held| held.sku == sku && held.location == location)
                 .ok_or_else(|| {
-                    invalid(format!(
-                        "hold {} has no line {} at {}",
-                        hold.id, line.sku, line.location
-                    ))
+                    invalid(format!("hold {id} has no line {} at {}", line.sku, line.location))
                 })?;
             match releases.iter_mut().find(|(existing, _)| *existing == index) {
                 Some((_, units)) => *units += line.quantity,

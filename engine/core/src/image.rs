@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::command::LocationSpec;
-use super::hold::{Hold, HoldTable};
-use super::idempotency::{IdempotencyEntry, IdempotencyTable};
+use super::hold::{Fate, Hold, HoldMap, HoldTable};
+use super::idempotency::{IdempotencyEntry, IdempotencyPolicy, IdempotencyTable};
 use super::ids::{HoldId, Interner};
 use super::order::{Decision, Order, OrderBook, OrderKpis, Return, Shipment};
 use super::outcome::HoldState;
@@ -28,8 +28,12 @@ pub struct ImageRef<'a> {
     locations: &'a [LocationSpec],
     next_hold_id: HoldId,
     holds: HoldsInOrder<'a>,
-    resolved: Vec<(u64, HoldId)>,
-    idempotency: Vec<(&'a str, &'a IdempotencyEntry)>,
+    /// (resolved at, id, how it ended), in resolution order.
+    tombstones: Vec<(u64, HoldId, Fate)>,
+    /// (id, committed at) of holds committed outside allot with units to settle.
+    outside_holds: Vec<(HoldId, u64)>,
+    /// (recorded at, entry), oldest first.
+    idempotency: Vec<(u64, &'a IdempotencyEntry)>,
     counters: Counters,
     routing_weights: RoutingWeights,
     routed_holds: Vec<(HoldId, &'a Decision)>,
@@ -49,9 +53,10 @@ pub struct Image {
     stock: Vec<SkuStock>,
     locations: Vec<LocationSpec>,
     next_hold_id: HoldId,
-    holds: Vec<Hold>,
-    resolved: Vec<(u64, HoldId)>,
-    idempotency: Vec<(String, IdempotencyEntry)>,
+    holds: Vec<(HoldId, Hold)>,
+    tombstones: Vec<(u64, HoldId, Fate)>,
+    outside_holds: Vec<(HoldId, u64)>,
+    idempotency: Vec<(u64, IdempotencyEntry)>,
     counters: Counters,
     routing_weights: RoutingWeights,
     routed_holds: Vec<(HoldId, Decision)>,
@@ -63,13 +68,19 @@ pub struct Image {
     committed_outside: Vec<((u32, u32), u64)>,
 }
 
-/// The holds in id order, written as a sequence of holds (the same bytes as a
-/// `Vec<Hold>`) without collecting them first.
-pub struct HoldsInOrder<'a>(&'a std::collections::BTreeMap<HoldId, Hold>);
+/// The holds in id order, written as a sequence of (id, hold) (the same bytes as a
+/// `Vec<(HoldId, Hold)>`) without collecting them first.
+pub struct HoldsInOrder<'a>(&'a HoldMap);
 
 impl Serialize for HoldsInOrder<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.values())
+        use serde::ser::SerializeSeq;
+        // The length first: the codec writes it before the elements.
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for entry in self.0.iter() {
+            seq.serialize_element(&entry)?;
+        }
+        seq.end()
     }
 }
 
@@ -82,7 +93,8 @@ impl State {
             locations: &self.locations,
             next_hold_id: self.holds.next_id,
             holds: HoldsInOrder(&self.holds.holds),
-            resolved: self.holds.resolved.iter().copied().collect(),
+            tombstones: self.holds.tombstones.iter_in_order().collect(),
+            outside_holds: self.holds.outside.iter().map(|(id, at)| (*id, *at)).collect(),
             idempotency: self.idempotency.iter_in_order().collect(),
             counters: self.counters,
             routing_weights: self.routing_weights,
@@ -96,18 +108,26 @@ impl State {
         }
     }
 
-    /// Rebuilds a state from its image, with the derived indexes.
+    /// Rebuilds a state from its image, with the derived indexes, under the default
+    /// idempotency policy.
     pub fn from_image(image: Image) -> State {
+        State::from_image_with(image, IdempotencyPolicy::default())
+    }
+
+    /// Rebuilds a state from its image under `policy`.
+    pub fn from_image_with(image: Image, policy: IdempotencyPolicy) -> State {
         let mut holds = HoldTable { next_id: image.next_hold_id, ..HoldTable::default() };
-        for hold in image.holds {
+        for (id, hold) in image.holds {
             if hold.state == HoldState::Held {
-                holds.expiry.insert(hold.id, hold.expires_at_ms);
+                holds.expiry.insert(id, hold.expires_at_ms);
             }
-            holds.holds.insert(hold.id, hold);
+            holds.holds.insert(id, hold);
         }
-        holds.resolved = image.resolved.into_iter().collect();
+        for (at_ms, id, fate) in image.tombstones {
+            holds.tombstones.push(id, fate, at_ms);
+        }
+        holds.outside = image.outside_holds.into_iter().collect();
         holds.routed = image.routed_holds.into_iter().collect();
-        holds.rebuild_outside();
         let mut orders = OrderBook {
             orders: image.orders,
             shipments: image.shipments,
@@ -127,7 +147,7 @@ impl State {
             location_codes,
             locations: image.locations,
             holds,
-            idempotency: IdempotencyTable::from_ordered(image.idempotency),
+            idempotency: IdempotencyTable::from_ordered(policy, image.idempotency),
             counters: image.counters,
             orders,
             committed_outside: image.committed_outside.into_iter().collect(),

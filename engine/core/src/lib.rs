@@ -4,6 +4,7 @@
 //! tokio, quinn or `std::time`: time is passed in with each command. That is what makes
 //! replay exact and the core testable on its own (as quinn-proto beside quinn).
 
+pub mod chunked;
 pub mod command;
 pub mod hold;
 pub mod idempotency;
@@ -13,6 +14,7 @@ pub mod limits;
 pub mod order;
 pub mod order_state;
 pub mod outcome;
+mod retry;
 pub mod routing;
 pub mod shipment;
 pub mod shortage;

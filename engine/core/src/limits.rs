@@ -17,16 +17,42 @@ pub use allot_protocol::limits::{
 /// one-second bucket, so a hold outlives its deadline by less than this.
 pub const EXPIRY_BUCKET_MS: u64 = 1_000;
 
-/// How long a resolved hold stays queryable, so that resolving it twice gets a precise
-/// answer (`already committed / released / expired`) rather than `NotFound`.
+/// How long a resolved hold's tombstone is kept, so that resolving it twice gets a
+/// precise answer (`already committed / released / expired`) rather than `NotFound`.
 pub const HOLD_RESOLVED_RETENTION_MS: u64 = 60 * 60 * 1_000;
-/// How long an idempotency key is remembered (engine time).
-pub const IDEMPOTENCY_RETENTION_MS: u64 = 24 * 60 * 60 * 1_000;
+/// Retention is counted from the end of the second a key was recorded or a hold resolved
+/// in (a time that is a whole second counts as its own end): the queues keep one time
+/// mark per second, not one per batch, and a key or tombstone is kept at most this much
+/// longer than its retention.
+pub const RETENTION_GRANULE_MS: u64 = 1_000;
 
-/// Most holds in memory at once (held plus resolved-and-retained).
+/// The time retention of something recorded at `now_ms` is counted from.
+pub fn retention_start_ms(now_ms: u64) -> u64 {
+    now_ms.div_ceil(RETENTION_GRANULE_MS) * RETENTION_GRANULE_MS
+}
+
+/// How long an idempotency key is remembered by default (engine time; the engine's
+/// configuration may change it). A key exists to make a retry after a lost answer safe,
+/// and clients retry within seconds (a reconnect, a failover); an hour covers that many
+/// times over and matches how long a resolved hold answers precisely. Past it a retried
+/// hold command still gets a precise answer from the hold (resolved, or live for its
+/// TTL), and a retried reserve at worst places a hold that expires by its own TTL.
+pub const IDEMPOTENCY_RETENTION_MS_DEFAULT: u64 = 60 * 60 * 1_000;
+
+/// Most holds in the hold table at once (held, or committed outside allot with units to
+/// settle); a new hold past it is `Overloaded`. Tombstones do not count: their hour and
+/// the per-tick bound keep them in check.
 pub const HOLDS_MAX: usize = 64 * 1024 * 1024;
-/// Most idempotency keys remembered at once.
-pub const IDEMPOTENCY_KEYS_MAX: usize = 64 * 1024 * 1024;
+/// Most idempotency keys remembered at once (at most 64 B each, so at most 1 GiB): the
+/// default and the ceiling of the engine's setting. A key recorded while the table is
+/// full pushes the oldest out early; the table never refuses a request.
+pub const IDEMPOTENCY_KEYS_MAX: usize = 16 * 1024 * 1024;
+/// Most entries one tick expires, and separately forgets from each retention queue
+/// (resolved holds, idempotency keys): after downtime or a clock jump the backlog is
+/// worked off over several ticks, one per batch, so no batch stalls the writer. An
+/// expiry touches a cell that is rarely in cache (about 200 ns), so a tick stays within
+/// a few milliseconds; the writer still catches up millions in a second or two.
+pub const TICK_ENTRIES_MAX: usize = 8_192;
 /// Most distinct SKUs.
 pub const SKUS_MAX: usize = 16 * 1024 * 1024;
 /// Most locations.

@@ -121,17 +121,31 @@ impl State {
         }
     }
 
+    /// A hold in the table in full; a resolved one that left it, from its tombstone,
+    /// which keeps only how it ended: no lines, times or order number.
     fn hold_view(&self, id: HoldId) -> Result<HoldView, EngineError> {
-        let hold: &Hold =
-            self.holds.holds.get(&id).ok_or_else(|| EngineError::NotFound(format!("hold {id}")))?;
+        let Some(hold) = self.holds.holds.get(&id) else {
+            let fate = (self.holds.tombstones.fate(id))
+                .ok_or_else(|| EngineError::NotFound(format!("hold {id}")))?;
+            return Ok(HoldView {
+                hold: id,
+                state: super::outcome::HoldState::Resolved(fate.resolution()),
+                lines: Vec::new(),
+                created_at_ms: 0,
+                expires_at_ms: 0,
+                resolved_at_ms: None,
+                order_number: None,
+            });
+        };
+        let hold: &Hold = hold;
         let lines = hold.lines.iter().map(|line| self.hold_line_view(line)).collect();
         Ok(HoldView {
-            hold: hold.id,
+            hold: id,
             state: hold.state,
             lines,
             created_at_ms: hold.created_at_ms,
             expires_at_ms: hold.expires_at_ms,
-            resolved_at_ms: hold.resolved_at_ms,
+            resolved_at_ms: self.holds.outside.get(&id).copied(),
             order_number: hold.order_number.as_deref().map(str::to_owned),
         })
     }

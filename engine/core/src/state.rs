@@ -10,11 +10,10 @@
 use super::apply_committed::Settle;
 use super::command::{Command, LocationSpec, Request};
 use super::hold::HoldTable;
-use super::idempotency::{IdempotencyTable, Seen};
+use super::idempotency::{IdempotencyPolicy, IdempotencyTable, Kept, Seen};
 use super::ids::{Interner, fingerprint};
 use super::limits::{
-    EXPIRY_BUCKET_MS, HOLD_RESOLVED_RETENTION_MS, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_KEYS_MAX,
-    IDEMPOTENCY_RETENTION_MS,
+    EXPIRY_BUCKET_MS, HOLD_RESOLVED_RETENTION_MS, IDEMPOTENCY_KEY_BYTES_MAX, TICK_ENTRIES_MAX,
 };
 use super::order::OrderBook;
 use super::outcome::{EngineError, HoldState, Outcome, Reply};
@@ -30,6 +29,8 @@ pub struct Counters {
     pub holds_committed: u64,
     pub holds_released: u64,
     pub holds_expired: u64,
+    /// Idempotency keys forgotten before their retention because the table was full.
+    pub idempotency_keys_forgotten_early: u64,
 }
 
 /// Everything the engine knows.
@@ -86,21 +87,22 @@ impl State {
         }
         let command_fingerprint = fingerprint(&request.command);
         match self.idempotency.check(key, command_fingerprint) {
-            Seen::Same(reply) => return Applied { outcome: Ok(reply.clone()), changed: false },
+            Seen::Same(kept) => {
+                let reply = self.rebuild_reply(kept, &request.command);
+                return Applied { outcome: Ok(reply), changed: false };
+            }
             Seen::Different => {
                 return Applied { outcome: Err(EngineError::IdempotencyConflict), changed: false };
             }
             Seen::New => {}
         }
-        if self.idempotency.len() >= IDEMPOTENCY_KEYS_MAX {
-            let error = EngineError::Overloaded("idempotency key table is full".into());
-            return Applied { outcome: Err(error), changed: false };
-        }
         let applied = self.apply_command(&request.command, now_ms);
         // Only a request that is logged may leave its key behind: replay must rebuild
-        // the same table.
+        // the same table. A full table forgets its oldest keys rather than refuse.
         if let (Ok(reply), true) = (&applied.outcome, applied.changed) {
-            self.idempotency.record(key, command_fingerprint, reply.clone(), now_ms);
+            let kept = Kept::of(reply);
+            let forgotten = self.idempotency.record(key, command_fingerprint, kept, now_ms);
+            self.counters.idempotency_keys_forgotten_early += forgotten;
         }
         applied
     }
@@ -233,44 +235,55 @@ impl State {
         self.shortages = index;
     }
 
-    /// Expires due holds and forgets records past their retention.
+    /// Expires due holds and forgets records past their retention, at most
+    /// [`TICK_ENTRIES_MAX`] of each: a backlog (after downtime or a clock jump) is
+    /// worked off by the next ticks, which `next_tick_due_ms` keeps due.
     fn tick(&mut self, now_ms: u64) -> Reply {
-        let mut due = self.holds.expiry.take_due(now_ms);
-        // An extended hold can sit in several due buckets; sorting makes the order
-        // canonical whatever the wheel's history.
-        due.sort_unstable();
-        due.dedup();
         let mut expired = 0;
-        for id in due {
-            // Due only once the hold's own bucket has ended: the same rule a state
-            // rebuilt from a snapshot (whose wheel has no stale entries) applies.
-            let is_due = self.holds.holds.get(&id).is_some_and(|hold| {
-                hold.state == HoldState::Held && bucket_end_ms(hold.expires_at_ms) <= now_ms
+        // Holds expire in (bucket, id) order. Only a hold's current wheel entry counts:
+        // an extended hold leaves stale entries behind that a state rebuilt from a
+        // snapshot lacks, and they must not change which holds a bounded tick expires.
+        while (expired as usize) < TICK_ENTRIES_MAX {
+            let Some((bucket, id)) = self.holds.expiry.pop_due(now_ms) else { break };
+            let is_current = self.holds.holds.get(&id).is_some_and(|hold| {
+                hold.state == HoldState::Held && hold.expires_at_ms / EXPIRY_BUCKET_MS == bucket
             });
-            if is_due {
+            if is_current {
+                assert!(bucket_end_ms(self.holds.holds[&id].expires_at_ms) <= now_ms);
                 self.expire_hold(id, now_ms);
                 expired += 1;
             }
         }
-        // Until a whole retention period has passed there is nothing to forget (a
-        // saturating cut-off of zero would drop what was recorded at time zero).
-        if let Some(cutoff_ms) = now_ms.checked_sub(HOLD_RESOLVED_RETENTION_MS) {
-            self.holds.forget_resolved_until(cutoff_ms);
-        }
-        if let Some(cutoff_ms) = now_ms.checked_sub(IDEMPOTENCY_RETENTION_MS) {
-            self.idempotency.forget_until(cutoff_ms);
-        }
+        (self.holds.tombstones).forget_due(now_ms, HOLD_RESOLVED_RETENTION_MS, TICK_ENTRIES_MAX);
+        self.idempotency.forget_due(now_ms, TICK_ENTRIES_MAX);
         Reply::Ticked { expired }
+    }
+
+    /// How long idempotency keys are kept and how many: the engine's setting, applied
+    /// before replay so that replay forgets exactly as the live engine did.
+    pub fn set_idempotency_policy(&mut self, policy: IdempotencyPolicy) {
+        self.idempotency.set_policy(policy);
+    }
+
+    pub fn idempotency_policy(&self) -> IdempotencyPolicy {
+        self.idempotency.policy()
+    }
+
+    /// Resolved holds kept as tombstones, answering `AlreadyResolved`.
+    pub fn tombstone_count(&self) -> usize {
+        self.holds.tombstones.len()
+    }
+
+    pub fn idempotency_key_count(&self) -> usize {
+        self.idempotency.len()
     }
 
     /// The engine time at which a `Tick` has work to do, if any. The sequencer logs a
     /// tick once its clock reaches this.
     pub fn next_tick_due_ms(&self) -> Option<u64> {
         let expiry = self.holds.expiry.next_due_ms();
-        let resolved = (self.holds.resolved.front())
-            .map(|(at, _)| at.saturating_add(HOLD_RESOLVED_RETENTION_MS + 1));
-        let keys = (self.idempotency.oldest_recorded_at_ms())
-            .map(|at| at.saturating_add(IDEMPOTENCY_RETENTION_MS + 1));
+        let resolved = self.holds.tombstones.next_forget_ms(HOLD_RESOLVED_RETENTION_MS);
+        let keys = self.idempotency.next_forget_ms();
         [expiry, resolved, keys].into_iter().flatten().min()
     }
 
@@ -396,7 +409,7 @@ impl State {
     /// Units committed outside allot, per cell, are what the outside holds still have.
     fn audit_committed_outside(&self) -> Result<(), String> {
         let mut expected = std::collections::BTreeMap::<(u32, u32), u64>::new();
-        for id in &self.holds.outside {
+        for id in self.holds.outside.keys() {
             let hold = (self.holds.holds.get(id)).ok_or(format!("outside hold {id} is missing"))?;
             if hold.state != HoldState::Resolved(super::outcome::Resolution::Committed) {
                 return Err(format!("outside hold {id} is not committed"));
@@ -404,6 +417,10 @@ impl State {
             for line in &hold.lines {
                 *expected.entry((line.sku, line.location)).or_default() += u64::from(line.quantity);
             }
+        }
+        let kept_resolved = self.holds.holds.values().filter(|h| h.state != HoldState::Held);
+        if kept_resolved.count() != self.holds.outside.len() {
+            return Err("the hold table keeps resolved holds not committed outside".into());
         }
         if expected != self.committed_outside {
             return Err(format!(
@@ -492,8 +509,11 @@ fn bucket_end_ms(deadline_ms: u64) -> u64 {
 }
 
 fn check_idempotency_key(key: &str, command: &Command) -> Result<(), EngineError> {
-    if matches!(command, Command::Tick) {
-        return Err(EngineError::InvalidArgument("a tick carries no idempotency key".into()));
+    // The engine issues these itself, never twice for one intent; their replies have
+    // no compact form to remember.
+    if matches!(command, Command::Tick | Command::SetRoutingWeights(_)) {
+        let name = command.name();
+        return Err(EngineError::InvalidArgument(format!("{name} carries no idempotency key")));
     }
     super::validate::text("idempotency key", key, IDEMPOTENCY_KEY_BYTES_MAX)
 }

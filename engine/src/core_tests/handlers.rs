@@ -3,9 +3,10 @@
 use crate::codec;
 use allot_core::limits::{
     EXPIRY_BUCKET_MS, HOLD_RESOLVED_RETENTION_MS, HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX,
-    HOLD_TTL_MS_MIN, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_RETENTION_MS, LINES_PER_HOLD_MAX,
-    LOCATION_CODE_BYTES_MAX, LOCATION_NAME_BYTES_MAX, ON_HAND_MAX, ORDER_NUMBER_BYTES_MAX,
-    QUANTITY_PER_LINE_MAX, REASON_BYTES_MAX, SKU_BYTES_MAX,
+    HOLD_TTL_MS_MIN, IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_RETENTION_MS_DEFAULT,
+    LINES_PER_HOLD_MAX, LOCATION_CODE_BYTES_MAX, LOCATION_NAME_BYTES_MAX, ON_HAND_MAX,
+    ORDER_NUMBER_BYTES_MAX, QUANTITY_PER_LINE_MAX, REASON_BYTES_MAX, RETENTION_GRANULE_MS,
+    SKU_BYTES_MAX,
 };
 use allot_core::outcome::{CellKey, ShortagePage};
 use allot_core::{
@@ -846,7 +847,9 @@ fn full_release_gives_every_unit_back() {
     assert_eq!(counts(&state, "sku-2", "W2"), (10, 0, 0, 0, 10));
     let view = hold(&state, id);
     assert_eq!(view.state, released);
-    assert_eq!(view.resolved_at_ms, Some(T0 + 1));
+    // A released hold leaves the table: its tombstone keeps only how it ended.
+    assert_eq!((view.lines.len(), view.resolved_at_ms, view.created_at_ms), (0, None, 0));
+    assert_eq!(state.hold_count(), 0);
     assert_eq!(state.counters().holds_released, 1);
 }
 
@@ -954,7 +957,7 @@ fn tick_expires_a_hold_only_once_its_expiry_bucket_has_ended() {
     assert_eq!(tick(&mut state, bucket_end(deadline)), 1);
     let view = hold(&state, id);
     assert_eq!(view.state, HoldState::Resolved(Resolution::Expired));
-    assert_eq!(view.resolved_at_ms, Some(bucket_end(deadline)));
+    assert_eq!((view.lines.len(), view.resolved_at_ms), (0, None), "kept as a tombstone");
     assert_eq!(counts(&state, "sku-1", "W1"), (10, 0, 0, 0, 10));
     assert_eq!(state.counters().holds_expired, 1);
     assert_eq!(tick(&mut state, bucket_end(deadline) + 1_000), 0, "a hold expires once");
@@ -993,14 +996,16 @@ fn resolved_holds_are_forgotten_after_their_retention() {
     let mut state = stocked(&[("sku-1", "W1", 10)]);
     let (id, _) = place(&mut state, vec![line("sku-1", "W1", 1)], None, T0);
     ok(&mut state, release(id, vec![]), T0 + 10);
-    tick(&mut state, T0 + 10 + HOLD_RESOLVED_RETENTION_MS - 1);
+    // Retention counts from the end of the second it was resolved in.
+    let start = T0 + RETENTION_GRANULE_MS;
+    tick(&mut state, start + HOLD_RESOLVED_RETENTION_MS - 1);
     let released = already(Resolution::Released);
-    let later = T0 + 10 + HOLD_RESOLVED_RETENTION_MS - 1;
+    let later = start + HOLD_RESOLVED_RETENTION_MS - 1;
     assert_eq!(fails_cmd(&mut state, commit(id, "order-1"), later), released);
-    tick(&mut state, T0 + 10 + HOLD_RESOLVED_RETENTION_MS);
+    tick(&mut state, start + HOLD_RESOLVED_RETENTION_MS);
     assert_not_found(state.query(&Query::Hold { hold: id }).unwrap_err());
     assert_eq!(state.hold_count(), 0);
-    let after = T0 + 10 + HOLD_RESOLVED_RETENTION_MS;
+    let after = start + HOLD_RESOLVED_RETENTION_MS;
     assert_not_found(fails_cmd(&mut state, commit(id, "order-1"), after));
     // Ids are never reused.
     let (next, _) = place(&mut state, vec![line("sku-1", "W1", 1)], None, after);
@@ -1088,9 +1093,10 @@ fn a_committed_hold_is_kept_until_settled_then_forgotten_after_its_retention() {
     assert_eq!(restored.query(&Query::Hold { hold: id }), state.query(&Query::Hold { hold: id }));
     let mut state = restored;
     ok(&mut state, release_committed(id, vec![]), much_later + 1);
-    tick(&mut state, much_later + HOLD_RESOLVED_RETENTION_MS);
+    let start = much_later + RETENTION_GRANULE_MS;
+    tick(&mut state, start + HOLD_RESOLVED_RETENTION_MS - 1);
     assert!(state.query(&Query::Hold { hold: id }).is_ok(), "kept for its retention");
-    tick(&mut state, much_later + 1 + HOLD_RESOLVED_RETENTION_MS);
+    tick(&mut state, start + HOLD_RESOLVED_RETENTION_MS);
     assert_not_found(state.query(&Query::Hold { hold: id }).unwrap_err());
     assert_eq!(counts(&state, "sku-1", "W1"), (6, 0, 0, 0, 6));
 }
@@ -1175,14 +1181,18 @@ fn idempotency_keys_are_forgotten_after_their_retention_by_a_tick() {
     let mut state = stocked(&[("sku-1", "W1", 100)]);
     let request = Request::with_key("receipt-1", receive("sku-1", "W1", 5));
     assert!(state.apply(&request, T0 + 1).changed);
-    tick(&mut state, T0 + IDEMPOTENCY_RETENTION_MS);
-    let retry = state.apply(&request, T0 + IDEMPOTENCY_RETENTION_MS);
+    tick(&mut state, T0 + IDEMPOTENCY_RETENTION_MS_DEFAULT);
+    let retry = state.apply(&request, T0 + IDEMPOTENCY_RETENTION_MS_DEFAULT);
     assert!(!retry.changed, "still remembered one millisecond before its retention ends");
     // Without a tick the key is still remembered, even past its retention.
-    let retry = state.apply(&request, T0 + 1 + IDEMPOTENCY_RETENTION_MS + 50);
+    let retry = state.apply(&request, T0 + 1 + IDEMPOTENCY_RETENTION_MS_DEFAULT + 50);
     assert!(!retry.changed);
-    tick(&mut state, T0 + 1 + IDEMPOTENCY_RETENTION_MS + 50);
-    let again = state.apply(&request, T0 + 1 + IDEMPOTENCY_RETENTION_MS + 60);
+    // Retention counts from the end of the second the key was recorded in.
+    let start = T0 + RETENTION_GRANULE_MS;
+    tick(&mut state, start + IDEMPOTENCY_RETENTION_MS_DEFAULT - 1);
+    assert!(!state.apply(&request, start + IDEMPOTENCY_RETENTION_MS_DEFAULT - 1).changed);
+    tick(&mut state, start + IDEMPOTENCY_RETENTION_MS_DEFAULT);
+    let again = state.apply(&request, start + IDEMPOTENCY_RETENTION_MS_DEFAULT);
     assert!(again.changed, "a forgotten key applies the command again");
     assert_eq!(counts(&state, "sku-1", "W1").0, 110);
 }
@@ -1197,7 +1207,7 @@ fn an_idempotency_key_recorded_at_time_zero_is_kept_for_its_retention() {
     let retry = state.apply(&request, 2_000);
     assert!(
         !retry.changed,
-        "a key recorded at 0 must be remembered for {IDEMPOTENCY_RETENTION_MS} ms"
+        "a key recorded at 0 must be remembered for {IDEMPOTENCY_RETENTION_MS_DEFAULT} ms"
     );
     assert_eq!(counts(&state, "sku-1", "W1").0, 5);
 }
