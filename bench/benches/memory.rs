@@ -349,7 +349,7 @@ fn main() {
     let base = loaded_state(&catalogue);
     snapshot_row("checkout, decoded from its snapshot body", &base).print();
 
-    header("live holds on the checkout state (target ≤ 400 B per open three-line order)", "holds");
+    header("live holds on the checkout state (target ≤ 128 B per live one-line hold)", "holds");
     for count in [100_000, 1_000_000] {
         let rows = [
             (
