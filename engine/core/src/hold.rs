@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::chunked::Chunked;
 use super::ids::{HoldId, LocationId, SkuId};
-use super::limits::{EXPIRY_BUCKET_MS, retention_start_ms};
+use super::limits::EXPIRY_BUCKET_MS;
 use super::order::Decision;
 use super::outcome::{HoldState, Resolution};
+use super::retention::RetentionMarks;
 
 /// One line of a hold, after lines hitting the same cell were summed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,7 +273,7 @@ pub struct Tombstones {
     first_seq: u64,
     /// (retention start, sequence number of the first id resolved in that second),
     /// oldest first.
-    marks: VecDeque<(u64, u64)>,
+    marks: RetentionMarks,
 }
 
 impl Tombstones {
@@ -303,24 +304,14 @@ impl Tombstones {
             self.window.extend_to(offset + 1, 0);
             self.window[offset] = fate as u8;
         }
-        let seq = self.first_seq + self.queue.len() as u64;
-        let start_ms = retention_start_ms(now_ms);
-        match self.marks.back() {
-            Some(&(at_ms, _)) if at_ms == start_ms => {}
-            Some(&(at_ms, _)) => {
-                assert!(at_ms < start_ms, "engine time never goes back");
-                self.marks.push_back((start_ms, seq));
-            }
-            None => self.marks.push_back((start_ms, seq)),
-        }
+        self.marks.record(self.first_seq + self.queue.len() as u64, now_ms);
         self.queue.push_back(id);
     }
 
     /// When the oldest tombstone's retention of `retention_ms` ends (a tombstone is
     /// kept for times before the end of its resolution's second plus the retention).
     pub fn next_forget_ms(&self, retention_ms: u64) -> Option<u64> {
-        let &(at_ms, _) = self.marks.front()?;
-        Some(at_ms.saturating_add(retention_ms))
+        Some(self.marks.oldest_ms()?.saturating_add(retention_ms))
     }
 
     /// Forgets at most `max` tombstones whose retention ended at or before `now_ms`,
@@ -330,12 +321,7 @@ impl Tombstones {
         while forgotten < max && self.next_forget_ms(retention_ms).is_some_and(|at| at <= now_ms) {
             let id = self.queue.pop_front().expect("a mark covers an id");
             self.first_seq += 1;
-            while self.marks.get(1).is_some_and(|&(_, start)| start <= self.first_seq) {
-                self.marks.pop_front();
-            }
-            if self.queue.is_empty() {
-                self.marks.clear();
-            }
+            self.marks.forget_before(self.first_seq, self.queue.is_empty());
             if self.late.remove(&id).is_none() {
                 let offset = id.checked_sub(self.first_id).expect("in the window") as usize;
                 self.window[offset] = 0;
@@ -351,19 +337,9 @@ impl Tombstones {
 
     /// (retention start, id, fate) in resolution order: the canonical order for images.
     pub fn iter_in_order(&self) -> impl Iterator<Item = (u64, HoldId, Fate)> + '_ {
-        let mut marks = self.marks.iter().peekable();
-        let mut at_ms = 0;
-        self.queue.iter().enumerate().map(move |(index, &id)| {
-            let seq = self.first_seq + index as u64;
-            while let Some(&&(mark_at_ms, start)) = marks.peek() {
-                if start > seq {
-                    break;
-                }
-                at_ms = mark_at_ms;
-                marks.next();
-            }
-            (at_ms, id, self.fate(id).expect("a queued id has a tombstone"))
-        })
+        let mut start_ms = self.marks.starts_from(self.first_seq);
+        (self.queue.iter())
+            .map(move |&id| (start_ms(), id, self.fate(id).expect("a queued id has a tombstone")))
     }
 }
 

@@ -22,16 +22,14 @@
 //! state counts those in `Counters::idempotency_keys_forgotten_early`). A full table
 //! never refuses a request.
 
-use std::collections::VecDeque;
-
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use super::chunked::Chunked;
 use super::ids::HoldId;
-use super::limits::retention_start_ms;
 pub use super::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS_DEFAULT};
 use super::outcome::{OrderId, Reply, ReturnId, ShipmentId};
+use super::retention::RetentionMarks;
 
 /// How long keys are remembered and how many at most: a setting of the engine, not
 /// state (the same log replayed under the same policy rebuilds the same table).
@@ -186,7 +184,7 @@ pub struct IdempotencyTable {
     first_seq: u64,
     /// (retention start, sequence number of the first entry recorded in that second),
     /// oldest first; the front mark covers `entries[0]`.
-    marks: VecDeque<(u64, u64)>,
+    marks: RetentionMarks,
     /// Per shard: sequence numbers (mod 2³²) of the entries whose key hash falls in it.
     shards: Vec<HashTable<u32>>,
 }
@@ -228,7 +226,7 @@ impl IdempotencyTable {
             policy,
             entries: Chunked::default(),
             first_seq: 0,
-            marks: VecDeque::new(),
+            marks: RetentionMarks::default(),
             shards: (0..IDEMPOTENCY_SHARDS).map(|_| HashTable::new()).collect(),
         }
     }
@@ -275,15 +273,7 @@ impl IdempotencyTable {
 
     fn push(&mut self, entry: IdempotencyEntry, now_ms: u64) {
         let seq = self.first_seq + self.entries.len() as u64;
-        let start_ms = retention_start_ms(now_ms);
-        match self.marks.back() {
-            Some(&(at_ms, _)) if at_ms == start_ms => {}
-            Some(&(at_ms, _)) => {
-                assert!(at_ms < start_ms, "engine time never goes back");
-                self.marks.push_back((start_ms, seq));
-            }
-            None => self.marks.push_back((start_ms, seq)),
-        }
+        self.marks.record(seq, now_ms);
         let hash = index_hash(entry.key);
         self.entries.push_back(entry);
         let Self { entries, shards, first_seq, .. } = self;
@@ -308,12 +298,7 @@ impl IdempotencyTable {
         found.expect("every entry is indexed").remove();
         self.entries.pop_front();
         self.first_seq += 1;
-        while self.marks.get(1).is_some_and(|&(_, start)| start <= self.first_seq) {
-            self.marks.pop_front();
-        }
-        if self.entries.is_empty() {
-            self.marks.clear();
-        }
+        self.marks.forget_before(self.first_seq, self.entries.is_empty());
     }
 
     pub fn len(&self) -> usize {
@@ -326,7 +311,7 @@ impl IdempotencyTable {
 
     /// When the oldest key's retention started (the end of the second it was recorded).
     pub fn oldest_recorded_at_ms(&self) -> Option<u64> {
-        self.marks.front().map(|&(at_ms, _)| at_ms)
+        self.marks.oldest_ms()
     }
 
     /// When the oldest key falls out of retention (a tick from then on forgets it): a
@@ -349,19 +334,8 @@ impl IdempotencyTable {
 
     /// Entries oldest first, with their recording times: the canonical order for images.
     pub fn iter_in_order(&self) -> impl Iterator<Item = (u64, &IdempotencyEntry)> {
-        let mut marks = self.marks.iter().peekable();
-        let mut at_ms = 0;
-        self.entries.iter().enumerate().map(move |(index, entry)| {
-            let seq = self.first_seq + index as u64;
-            while let Some(&&(mark_at_ms, start)) = marks.peek() {
-                if start > seq {
-                    break;
-                }
-                at_ms = mark_at_ms;
-                marks.next();
-            }
-            (at_ms, entry)
-        })
+        let mut start_ms = self.marks.starts_from(self.first_seq);
+        self.entries.iter().map(move |entry| (start_ms(), entry))
     }
 
     /// Rebuilds a table from entries oldest first, each with its recording time.

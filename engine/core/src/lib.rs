@@ -14,6 +14,7 @@ pub mod limits;
 pub mod order;
 pub mod order_state;
 pub mod outcome;
+pub mod retention;
 mod retry;
 pub mod routing;
 pub mod shipment;

@@ -22,7 +22,8 @@ const T0: u64 = 1_700_000_000_000;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-fn spec(code: &str) -> LocationSpec {
+/// A warehouse that ships, near London: the location most handler tests need.
+pub(super) fn spec(code: &str) -> LocationSpec {
     LocationSpec {
         code: code.to_owned(),
         name: format!("{code} site"),

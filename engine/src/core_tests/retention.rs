@@ -8,28 +8,11 @@ use allot_core::idempotency::IdempotencyPolicy;
 use allot_core::limits::{
     HOLD_RESOLVED_RETENTION_MS, HOLD_TTL_MS_MIN, IDEMPOTENCY_RETENTION_MS_DEFAULT, TICK_ENTRIES_MAX,
 };
-use allot_core::{
-    Command, EngineError, HoldState, LineRequest, LocationKind, LocationSpec, Reply, Request,
-    Resolution, ShippingCost, State,
-};
+use allot_core::{Command, EngineError, HoldState, LineRequest, Reply, Request, Resolution, State};
+
+use super::handlers::spec;
 
 const T0: u64 = 1_700_000_000_000;
-
-fn spec(code: &str) -> LocationSpec {
-    LocationSpec {
-        code: code.to_owned(),
-        name: format!("{code} site"),
-        kind: LocationKind::Warehouse,
-        latitude_e6: 51_500_000,
-        longitude_e6: -120_000,
-        ships: true,
-        pickup: false,
-        daily_capacity: 500,
-        shipping_cost: ShippingCost { base_minor: 300, per_km_minor: 2, currency: "EUR".into() },
-        priority: 1,
-        active: true,
-    }
-}
 
 fn receive(sku: &str, quantity: u32) -> Command {
     Command::Receive { sku: sku.into(), location: "W1".into(), quantity }
