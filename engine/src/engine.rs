@@ -22,7 +22,7 @@ use crate::sequencer::{Sequencer, Work};
 pub use crate::snapshotter::ShadowFault;
 use crate::snapshotter::{ShadowHealth, SnapshotPolicy, Snapshotter, Unsaved};
 use allot_core::idempotency::IdempotencyPolicy;
-use allot_core::limits::IDEMPOTENCY_KEYS_MAX;
+use allot_core::limits::{IDEMPOTENCY_KEYS_MAX, TableCaps};
 use allot_core::routing::RoutingWeights;
 use allot_core::{Command, EngineError, Outcome, Query, Reply, Request};
 
@@ -73,6 +73,9 @@ pub struct EngineConfig {
     /// (`keys_max` ≤ `allot_core::limits::IDEMPOTENCY_KEYS_MAX`). Replay runs under it
     /// too, so the recovered table is the one the live engine would have.
     pub idempotency: IdempotencyPolicy,
+    /// Most SKUs, live holds and orders; a command that would add one past its cap is
+    /// `Overloaded`. Each at most its ceiling in `allot_core::limits`.
+    pub caps: TableCaps,
     /// A fault to inject into the snapshotter (tests of fail-stop only).
     #[cfg(feature = "fault-injection")]
     pub shadow_fault: Option<ShadowFault>,
@@ -93,6 +96,7 @@ impl Default for EngineConfig {
             shutdown_deadline_ms: SHUTDOWN_DEADLINE_MS_DEFAULT,
             routing_weights: None,
             idempotency: IdempotencyPolicy::default(),
+            caps: TableCaps::default(),
             #[cfg(feature = "fault-injection")]
             shadow_fault: None,
         }
@@ -112,6 +116,7 @@ impl EngineConfig {
                 "idempotency keys_max must be 1 to {IDEMPOTENCY_KEYS_MAX}, not {keys_max}"
             )));
         }
+        self.caps.check().map_err(OpenError::Config)?;
         if self.ingress_queue_len_max == 0 {
             return Err(OpenError::Config("ingress_queue_len_max must be at least 1".into()));
         }
@@ -188,6 +193,10 @@ impl Engine {
             #[cfg(feature = "fault-injection")]
             fault: config.shadow_fault,
         };
+        // Only the writer refuses at the caps: the shadow state applies what the writer
+        // accepted, and replay what was accepted before.
+        let mut state = state;
+        state.set_caps(config.caps);
         let sequencer = Sequencer {
             last_now_ms: state.last_applied_ms(),
             state,

@@ -154,6 +154,7 @@ impl State {
             routing_weights: image.routing_weights,
             since_start: SinceStart::default(),
             shortages: ShortageIndex::default(),
+            caps: None,
         };
         state.rebuild_shortages();
         state

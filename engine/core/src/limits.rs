@@ -79,3 +79,50 @@ pub const ROUTING_WEIGHT_MAX: i64 = 1_000_000_000;
 /// return) tries to fill, oldest first: bounds the work one command gives the writer.
 /// Orders past it wait for the next arrival or an explicit `AllocateBackorders`.
 pub const BACKORDERS_FILLED_PER_ARRIVAL_MAX: usize = 64;
+
+/// Default cap on live holds in the engine's configuration (`TableCaps`): with the
+/// other defaults it fits the default memory budget of a 24 GiB machine, shadow copy
+/// included.
+pub const HOLDS_DEFAULT: usize = 8 * 1024 * 1024;
+/// Default cap on orders (see `HOLDS_DEFAULT`).
+pub const ORDERS_DEFAULT: usize = 4 * 1024 * 1024;
+/// Default cap on distinct SKUs (see `HOLDS_DEFAULT`).
+pub const SKUS_DEFAULT: usize = 2 * 1024 * 1024;
+
+/// How many entries the tables a deployment sizes may hold, each at most its ceiling
+/// above (`SKUS_MAX`, `HOLDS_MAX`, `ORDERS_MAX`). A command that would add an entry to a
+/// full table is `Overloaded`; everything else still works. Caps are a setting, not
+/// state: they are not logged and replay ignores them, so lowering one never refuses
+/// what was accepted before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableCaps {
+    pub skus_max: usize,
+    pub holds_max: usize,
+    pub orders_max: usize,
+}
+
+impl TableCaps {
+    /// The ceilings themselves: what a state enforces when nothing was configured.
+    pub const CEILINGS: TableCaps =
+        TableCaps { skus_max: SKUS_MAX, holds_max: HOLDS_MAX, orders_max: ORDERS_MAX };
+
+    /// Each cap is at least 1 and at most its ceiling.
+    pub fn check(&self) -> Result<(), String> {
+        let within = |name: &str, value: usize, ceiling: usize| {
+            if value == 0 || value > ceiling {
+                Err(format!("{name} must be 1 to {ceiling}, not {value}"))
+            } else {
+                Ok(())
+            }
+        };
+        within("skus_max", self.skus_max, SKUS_MAX)?;
+        within("holds_max", self.holds_max, HOLDS_MAX)?;
+        within("orders_max", self.orders_max, ORDERS_MAX)
+    }
+}
+
+impl Default for TableCaps {
+    fn default() -> Self {
+        TableCaps { skus_max: SKUS_DEFAULT, holds_max: HOLDS_DEFAULT, orders_max: ORDERS_DEFAULT }
+    }
+}

@@ -194,3 +194,24 @@ fn a_tick_after_a_long_gap_expires_and_forgets_only_its_bound_and_later_ticks_fi
     assert_eq!(codec::state_digest(&rebuilt), digest, "rebuilt from the image mid-backlog");
     assert_eq!(codec::state_digest(&replayed), digest, "replayed from the log");
 }
+
+#[test]
+fn a_table_at_its_configured_cap_refuses_only_new_entries() {
+    let mut state = stocked(100);
+    state.set_caps(allot_core::limits::TableCaps { skus_max: 1, holds_max: 1, orders_max: 1 });
+    let first = state.apply(&Request::new(one_line("sku-1", 1, 60_000)), T0);
+    assert!(first.changed, "{first:?}");
+    let second = state.apply(&Request::new(one_line("sku-1", 1, 60_000)), T0);
+    assert!(
+        matches!(second.outcome, Err(EngineError::Overloaded(ref why)) if why.contains("holds"))
+    );
+    assert!(!second.changed);
+    // The SKU table is full too: a known SKU still takes stock, a new one is refused.
+    assert!(state.apply(&Request::new(receive("sku-1", 5)), T0).changed);
+    let new_sku = state.apply(&Request::new(receive("sku-2", 5)), T0);
+    assert!(
+        matches!(new_sku.outcome, Err(EngineError::Overloaded(ref why)) if why.contains("skus"))
+    );
+    // A new state (as replay starts from) has only the ceilings.
+    assert_eq!(State::new().caps(), allot_core::limits::TableCaps::CEILINGS);
+}
