@@ -204,3 +204,24 @@ fn an_order_is_placed_paid_shipped_delivered_returned_and_counted_through_the_cl
     assert!(!again.status.success(), "delivering twice is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("InvalidTransition"), "{again:?}");
 }
+
+#[test]
+fn allotd_whose_limits_do_not_fit_its_memory_limit_refuses_to_start_naming_it() {
+    let files = tempfile::tempdir().unwrap();
+    let config = files.path().join("allotd.toml");
+    std::fs::write(&config, "[limits]\nmemory_limit_bytes = 1048576\n").unwrap();
+    let output = Command::new(allot_tests::allotd::binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(files.path().join("data"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("ALLOTD_CONFIG")
+        .env_remove("ALLOTD_DATA_DIR")
+        .env_remove("ALLOTD_LISTEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("memory_limit_bytes is 1048576"), "{stderr}");
+}

@@ -144,7 +144,7 @@ impl Drop for Allotd {
 }
 
 /// The `allotd` cargo built beside this test executable.
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let mut dir = exe.parent().expect("the executable's directory").to_owned();
     if dir.ends_with("deps") {

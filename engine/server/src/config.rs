@@ -187,6 +187,10 @@ pub struct Limits {
     pub handshake_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub shutdown_drain_ms: u64,
+    /// The memory `allotd` may plan for: its tables at their caps, both copies of the
+    /// state, the ingress queue and the server's buffers must fit (`memory_budget`).
+    /// `None`: `MEMORY_LIMIT_PERCENT_DEFAULT` % of the machine's memory.
+    pub memory_limit_bytes: Option<u64>,
 }
 
 impl Default for Limits {
@@ -203,6 +207,7 @@ impl Default for Limits {
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
             idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
             shutdown_drain_ms: SHUTDOWN_DRAIN_MS_DEFAULT,
+            memory_limit_bytes: None,
         }
     }
 }
@@ -376,6 +381,17 @@ impl ServerConfig {
             return Err(ConfigError(format!("network_threads is over {NETWORK_THREADS_MAX}")));
         }
         self.limits.check()?;
+        if self.limits.memory_limit_bytes == Some(0) {
+            return Err(ConfigError("limits.memory_limit_bytes must be at least 1".into()));
+        }
+        self.engine.caps.check().map_err(|error| ConfigError(format!("engine.{error}")))?;
+        let keys_max = self.engine.idempotency.keys_max;
+        let ceiling = allot_engine::core::limits::IDEMPOTENCY_KEYS_MAX;
+        if keys_max == 0 || keys_max > ceiling {
+            return Err(ConfigError(format!(
+                "engine.idempotency_keys_max must be 1 to {ceiling}, not {keys_max}"
+            )));
+        }
         for (index, token) in self.tokens.iter().enumerate() {
             check_token(index, token)?;
         }
@@ -524,6 +540,7 @@ struct FileLimits {
     handshake_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     shutdown_drain_ms: Option<u64>,
+    memory_limit_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -537,6 +554,10 @@ struct FileEngine {
     snapshot_every_ms: Option<u64>,
     snapshot_on_shutdown: Option<bool>,
     shutdown_deadline_ms: Option<u64>,
+    skus_max: Option<usize>,
+    holds_max: Option<usize>,
+    orders_max: Option<usize>,
+    idempotency_keys_max: Option<usize>,
 }
 
 impl FileConfig {
@@ -650,6 +671,9 @@ impl FileLimits {
         set_u64(self.handshake_timeout_ms, &mut limits.handshake_timeout_ms);
         set_u64(self.idle_timeout_ms, &mut limits.idle_timeout_ms);
         set_u64(self.shutdown_drain_ms, &mut limits.shutdown_drain_ms);
+        if let Some(value) = self.memory_limit_bytes {
+            limits.memory_limit_bytes = Some(value);
+        }
     }
 }
 
@@ -678,6 +702,18 @@ impl FileEngine {
         }
         if let Some(value) = self.shutdown_deadline_ms {
             engine.shutdown_deadline_ms = value;
+        }
+        if let Some(value) = self.skus_max {
+            engine.caps.skus_max = value;
+        }
+        if let Some(value) = self.holds_max {
+            engine.caps.holds_max = value;
+        }
+        if let Some(value) = self.orders_max {
+            engine.caps.orders_max = value;
+        }
+        if let Some(value) = self.idempotency_keys_max {
+            engine.idempotency.keys_max = value;
         }
     }
 }

@@ -6,6 +6,7 @@
 //! can run in one process (the load harness starts one in-process).
 
 pub mod config;
+pub mod memory_budget;
 
 mod auth;
 mod budget;

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use allot_server::memory_budget::{MemoryBudget, machine_memory_bytes};
 use allot_server::{Flags, Server, ServerConfig};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
@@ -47,6 +48,11 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
+    let budget = MemoryBudget::of(&config, machine_memory_bytes());
+    if let Err(error) = budget.check() {
+        return fail(&error);
+    }
+    tracing::info!(budget = %budget.describe(), "memory budget");
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = config.network_threads_for(cores);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
