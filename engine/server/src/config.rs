@@ -36,6 +36,7 @@
 //! handshake_timeout_ms = 10000
 //! idle_timeout_ms = 30000
 //! shutdown_drain_ms = 5000
+//! memory_limit_bytes = 12884901888 # unset: 75 % of MemTotal; see `memory_budget`
 //!
 //! [engine]
 //! ingress_queue_len_max = 65536
@@ -46,6 +47,10 @@
 //! snapshot_every_ms = 300000          # 0 turns this trigger off
 //! snapshot_on_shutdown = true         # when the last snapshot's duration says it fits
 //! shutdown_deadline_ms = 10000        # the engine's part of a shutdown, at most
+//! skus_max = 2097152                  # table caps: a new entry past one is Overloaded
+//! holds_max = 8388608
+//! orders_max = 4194304
+//! idempotency_keys_max = 16777216     # a full key table forgets its oldest
 //!
 //! [routing]                      # any key set: every unset one takes its default
 //! distance_minor_per_km = 1      # score per km from the location to the customer
@@ -781,6 +786,23 @@ mod tests {
     }
 
     #[test]
+    fn table_caps_and_the_memory_limit_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = "[limits]\nmemory_limit_bytes = 1000000\n[engine]\nskus_max = 10\n\
+                    holds_max = 20\norders_max = 30\nidempotency_keys_max = 40\n";
+        let flags = Flags { config: Some(write_file(dir.path(), text)), ..Flags::default() };
+        let config = ServerConfig::load(&flags, &HashMap::new()).expect("load");
+        assert_eq!(config.limits.memory_limit_bytes, Some(1_000_000));
+        let caps = config.engine.caps;
+        assert_eq!((caps.skus_max, caps.holds_max, caps.orders_max), (10, 20, 30));
+        assert_eq!(config.engine.idempotency.keys_max, 40);
+        let zero = write_file(dir.path(), "[engine]\nholds_max = 0\n");
+        let flags = Flags { config: Some(zero), ..Flags::default() };
+        let error = ServerConfig::load(&flags, &HashMap::new()).unwrap_err();
+        assert!(error.0.contains("holds_max"), "{error:?}");
+    }
+
+    #[test]
     fn tokens_map_to_their_roles_from_inline_values_and_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("secret"), "from-a-file\n").expect("write");
@@ -887,9 +909,13 @@ mod tests {
         assert_eq!(config.listen, defaults.listen);
         assert_eq!(config.data_dir, PathBuf::from("./allot-data"));
         assert_eq!(config.network_threads, defaults.network_threads);
-        assert_eq!(config.limits, defaults.limits);
+        // The example shows a memory limit, where the default takes a share of MemTotal.
+        assert_eq!(config.limits.memory_limit_bytes, Some(12 * 1024 * 1024 * 1024));
+        assert_eq!(Limits { memory_limit_bytes: None, ..config.limits }, defaults.limits);
         let engine = &config.engine;
         let engine_defaults = &defaults.engine;
+        assert_eq!(engine.caps, engine_defaults.caps);
+        assert_eq!(engine.idempotency.keys_max, engine_defaults.idempotency.keys_max);
         assert_eq!(engine.ingress_queue_len_max, engine_defaults.ingress_queue_len_max);
         assert_eq!(engine.batch_requests_max, engine_defaults.batch_requests_max);
         assert_eq!(engine.segment_bytes_target, engine_defaults.segment_bytes_target);
