@@ -275,10 +275,8 @@ impl State {
                 }
                 lines.push(ShipmentLine { sku: need.sku, quantity: need.quantity });
             }
-            let id = self.orders.next_shipment_id();
-            let shipment = Shipment::new(id, order, allocation.location, delivery, lines, now_ms);
-            self.orders.insert_shipment(shipment);
-            ids.push(id);
+            let shipment = Shipment::new(order, allocation.location, delivery, lines, now_ms);
+            ids.push(self.orders.insert_shipment(shipment));
         }
         ids
     }
@@ -419,7 +417,7 @@ impl State {
     pub(crate) fn cancel_open_shipment(&mut self, id: ShipmentId, now_ms: u64) {
         let shipment = self.orders.shipment(id).expect("exists").clone();
         assert!(shipment.state.is_open());
-        let order = self.orders.order_mut(shipment.order);
+        let order = self.orders.order_mut(shipment.order());
         for line in &shipment.lines {
             order.line_mut(line.sku).expect("shipment skus are order skus").cancelled +=
                 line.quantity;
@@ -518,7 +516,7 @@ impl State {
     pub(crate) fn order_sku(&self, order: &Order, sku: &str) -> Result<SkuId, EngineError> {
         let id = self.sku_id(sku)?;
         if order.lines.iter().all(|line| line.sku != id) {
-            return Err(invalid(format!("order {} has no line for {sku}", order.id)));
+            return Err(invalid(format!("order {} has no line for {sku}", order.id())));
         }
         Ok(id)
     }
@@ -566,7 +564,7 @@ pub(crate) fn needs_of(
 
 /// The answer to placing `order`, as it is now.
 fn placement_reply(order: &Order) -> Reply {
-    let id = order.id;
+    let id = order.id();
     let backordered = order.lines.iter().map(|line| u64::from(line.backordered)).sum();
     Reply::OrderPlaced {
         order: id,

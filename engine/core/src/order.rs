@@ -15,6 +15,7 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use super::chunked::Chunked;
 use super::command::{Address, Channel, OrderHoldReason};
 use super::ids::{Interner, LocationId, SkuId};
 use super::order_state::{OrderState, OrderTally, PaymentState};
@@ -101,9 +102,30 @@ impl Decision {
         Decision { rule, considered, kept: bytes.into_boxed_slice() }
     }
 
+    /// The decision as an order or a routed hold reports it.
+    pub fn as_ref(&self) -> DecisionRef<'_> {
+        DecisionRef { rule: self.rule, considered: self.considered, kept: &self.kept }
+    }
+
     /// The kept assessments, chosen first.
     pub fn kept(&self) -> impl Iterator<Item = Assessment> + '_ {
-        let mut rest: &[u8] = &self.kept;
+        self.as_ref().kept()
+    }
+}
+
+/// A routing decision wherever its encoded assessments are kept: its own allocation
+/// (a routed hold) or the order's text.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionRef<'a> {
+    pub rule: Rule,
+    pub considered: u32,
+    kept: &'a [u8],
+}
+
+impl<'a> DecisionRef<'a> {
+    /// The kept assessments, chosen first.
+    pub fn kept(self) -> impl Iterator<Item = Assessment> + 'a {
+        let mut rest: &[u8] = self.kept;
         std::iter::from_fn(move || {
             if rest.is_empty() {
                 return None;
@@ -153,30 +175,36 @@ fn unzigzag(value: u64) -> i64 {
 }
 
 /// An order as the core keeps it for its whole life, sized for millions of them: the
-/// text that never changes (external number, postcode) shares one allocation, lines are
-/// a boxed slice, shipment ids sit inline up to two, and its returns are found through
-/// `OrderBook::returns_of`.
+/// bytes that never change (external number, postcode, the routing decision's
+/// assessments) share one allocation, lines are a boxed slice, shipment ids sit inline up
+/// to two, and its returns are found through `OrderBook::returns_of`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
-    pub id: OrderId,
     pub placed_at_ms: u64,
     /// Fingerprint of the placement request: a repeat of the same number with the same
     /// order is answered, with another order refused.
     pub placement: u64,
     pub from_hold: Option<NonZeroU64>,
     pub exchange_for: Option<NonZeroU64>,
-    /// The external number, then the postcode of a shipped order.
-    text: Box<str>,
+    /// The external number, then the postcode of a shipped order (both UTF-8), then the
+    /// routing decision's encoded assessments.
+    text: Box<[u8]>,
     /// One line per SKU.
     pub lines: Box<[OrderLineRecord]>,
     pub shipments: SmallVec<[ShipmentId; 2]>,
-    pub routing: Decision,
+    key: OrderKey,
     pub customer: u32,
+    /// Locations the routing decision looked at.
+    considered: u32,
     pub delivery: OrderDelivery,
     /// ISO 4217: three upper-case ASCII letters (checked on placement).
     currency: [u8; 3],
     /// Bytes of `text` that are the external number (at most `ORDER_NUMBER_BYTES_MAX`).
     number_len: u8,
+    /// Bytes of `text` after the number that are the postcode (at most
+    /// `POSTCODE_BYTES_MAX`).
+    postcode_len: u8,
+    rule: Rule,
     pub channel: Channel,
     pub payment: PaymentState,
     pub hold: Option<OrderHoldReason>,
@@ -205,22 +233,27 @@ impl Order {
     pub fn new(new: NewOrder<'_>) -> Order {
         let number_len = u8::try_from(new.external_number.len())
             .expect("order numbers are checked against ORDER_NUMBER_BYTES_MAX");
+        let postcode_len = u8::try_from(new.postcode.len())
+            .expect("postcodes are checked against POSTCODE_BYTES_MAX");
         let currency: [u8; 3] =
             new.currency.as_bytes().try_into().expect("currencies are checked: three letters");
+        let text = [new.external_number.as_bytes(), new.postcode.as_bytes(), &new.routing.kept];
         Order {
-            id: new.id,
             placed_at_ms: new.placed_at_ms,
             placement: new.placement,
             from_hold: new.from_hold.and_then(NonZeroU64::new),
             exchange_for: new.exchange_for.and_then(NonZeroU64::new),
-            text: [new.external_number, new.postcode].concat().into_boxed_str(),
+            text: text.concat().into_boxed_slice(),
             lines: new.lines.into_boxed_slice(),
             shipments: SmallVec::new(),
-            routing: new.routing,
+            key: OrderKey::try_from(new.id).expect("order ids stay below ORDERS_MAX"),
             customer: new.customer,
+            considered: new.routing.considered,
             delivery: new.delivery,
             currency,
             number_len,
+            postcode_len,
+            rule: new.routing.rule,
             channel: new.channel,
             payment: PaymentState::Pending,
             hold: None,
@@ -228,9 +261,29 @@ impl Order {
         }
     }
 
+    pub fn id(&self) -> OrderId {
+        OrderId::from(self.key)
+    }
+
     /// The channel's own number for the order.
     pub fn external_number(&self) -> &str {
+        std::str::from_utf8(self.number_bytes()).expect("placed as a string")
+    }
+
+    fn number_bytes(&self) -> &[u8] {
         &self.text[..usize::from(self.number_len)]
+    }
+
+    fn postcode(&self) -> &str {
+        let start = usize::from(self.number_len);
+        let postcode = &self.text[start..start + usize::from(self.postcode_len)];
+        std::str::from_utf8(postcode).expect("placed as a string")
+    }
+
+    /// How the order was routed when placed.
+    pub fn routing(&self) -> DecisionRef<'_> {
+        let kept = usize::from(self.number_len) + usize::from(self.postcode_len);
+        DecisionRef { rule: self.rule, considered: self.considered, kept: &self.text[kept..] }
     }
 
     pub fn currency(&self) -> &str {
@@ -244,7 +297,7 @@ impl Order {
                 latitude_e6,
                 longitude_e6,
                 country: String::from_utf8_lossy(&country).into_owned(),
-                postcode: self.text[usize::from(self.number_len)..].to_owned(),
+                postcode: self.postcode().to_owned(),
             }),
             OrderDelivery::Pickup(_) => None,
         }
@@ -269,17 +322,17 @@ pub struct ShipmentLine {
     pub quantity: u32,
 }
 
-/// One location's part of an order. Most have one or two lines, kept inline; carrier
-/// and tracking exist only once it ships, behind one pointer.
+/// One location's part of an order. Its id is its place in the table; most have one or
+/// two lines, kept inline; carrier and tracking exist only once it ships, behind one
+/// pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shipment {
-    pub id: ShipmentId,
-    pub order: OrderId,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
     pub lines: SmallVec<[ShipmentLine; 2]>,
     /// Carrier and tracking number, once shipped.
     handover: Option<Box<(Box<str>, Box<str>)>>,
+    order: OrderKey,
     pub location: LocationId,
     pub delivery: Delivery,
     pub state: ShipmentState,
@@ -288,7 +341,6 @@ pub struct Shipment {
 impl Shipment {
     /// A new shipment, `Allocated` at `location`.
     pub fn new(
-        id: ShipmentId,
         order: OrderId,
         location: LocationId,
         delivery: Delivery,
@@ -296,8 +348,7 @@ impl Shipment {
         now_ms: u64,
     ) -> Shipment {
         Shipment {
-            id,
-            order,
+            order: order_key(order),
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             lines,
@@ -306,6 +357,11 @@ impl Shipment {
             delivery,
             state: ShipmentState::Allocated,
         }
+    }
+
+    /// The order the shipment belongs to.
+    pub fn order(&self) -> OrderId {
+        OrderId::from(self.order)
     }
 
     pub fn carrier(&self) -> Option<&str> {
@@ -452,9 +508,10 @@ pub fn order_key(id: OrderId) -> OrderKey {
 /// Orders, shipments and returns, and their indexes.
 #[derive(Debug, Clone, Default)]
 pub struct OrderBook {
-    /// Indexed by `id − 1`.
-    pub orders: Vec<Order>,
-    pub shipments: Vec<Shipment>,
+    /// Indexed by `id − 1`, in chunks: the tables grow without copying what they hold
+    /// or leaving the room a doubling would.
+    pub orders: Chunked<Order>,
+    pub shipments: Chunked<Shipment>,
     pub returns: Vec<Return>,
     pub customers: Interner,
     pub kpis: OrderKpis,
@@ -490,7 +547,7 @@ impl OrderBook {
         let hash = self.number_hasher.hash_one(number);
         let orders = &self.orders;
         let found = self.by_number[channel as usize]
-            .find(hash, |&key| orders[key as usize - 1].external_number() == number);
+            .find(hash, |&key| orders[key as usize - 1].number_bytes() == number.as_bytes());
         found.map(|&key| OrderId::from(key))
     }
 
@@ -637,9 +694,9 @@ impl OrderBook {
 
     /// Adds a new order to the table and its indexes.
     pub fn insert_order(&mut self, order: Order) {
-        assert_eq!(order.id, self.next_order_id(), "order ids are sequential");
-        let id = order.id;
-        self.orders.push(order);
+        assert_eq!(order.id(), self.next_order_id(), "order ids are sequential");
+        let id = order.id();
+        self.orders.push_back(order);
         self.index_order(id);
     }
 
@@ -652,8 +709,8 @@ impl OrderBook {
         let number = order.external_number();
         let numbers = &mut self.by_number[order.channel as usize];
         let hash = hasher.hash_one(number);
-        let taken =
-            numbers.find(hash, |&other| orders[other as usize - 1].external_number() == number);
+        let taken = numbers
+            .find(hash, |&other| orders[other as usize - 1].number_bytes() == number.as_bytes());
         assert!(taken.is_none(), "external numbers are unique per channel");
         numbers.insert_unique(hash, key, |&other| {
             hasher.hash_one(orders[other as usize - 1].external_number())
@@ -666,13 +723,14 @@ impl OrderBook {
         }
     }
 
-    /// Adds a new shipment, counts it open and indexes it under its order's location.
-    pub fn insert_shipment(&mut self, shipment: Shipment) {
-        assert_eq!(shipment.id, self.next_shipment_id(), "shipment ids are sequential");
+    /// Adds a new shipment under the next id, counts it open and lists it on its order.
+    pub fn insert_shipment(&mut self, shipment: Shipment) -> ShipmentId {
         assert_eq!(shipment.state, ShipmentState::Allocated);
+        let id = self.next_shipment_id();
         self.count_open(shipment.location, shipment.units(), true);
-        self.order_mut(shipment.order).shipments.push(shipment.id);
-        self.shipments.push(shipment);
+        self.order_mut(shipment.order()).shipments.push(id);
+        self.shipments.push_back(shipment);
+        id
     }
 
     /// Recomputes every derived index from the tables (after a snapshot load).
@@ -684,12 +742,12 @@ impl OrderBook {
             self.returns_by_order.insert((order_key(record.order), record.id));
         }
         let shipments = std::mem::take(&mut self.shipments);
-        for shipment in &shipments {
+        for (id, shipment) in (1..).zip(shipments.iter()) {
             if shipment.state.is_open() {
                 self.count_open(shipment.location, shipment.units(), true);
             }
             if shipment.is_on_floor() {
-                self.floor.insert((shipment.location, shipment.id));
+                self.floor.insert((shipment.location, id));
             }
         }
         self.shipments = shipments;
@@ -705,8 +763,8 @@ mod tests {
     /// bounds keep the fixed-size parts from growing unnoticed.
     #[test]
     fn order_records_stay_within_their_sizes() {
-        assert!(size_of::<Order>() <= 144, "Order is {} B", size_of::<Order>());
-        assert!(size_of::<Shipment>() <= 72, "Shipment is {} B", size_of::<Shipment>());
+        assert!(size_of::<Order>() <= 128, "Order is {} B", size_of::<Order>());
+        assert!(size_of::<Shipment>() <= 64, "Shipment is {} B", size_of::<Shipment>());
         assert_eq!(size_of::<OrderLineRecord>(), 28);
         assert_eq!(size_of::<ShipmentLine>(), 8);
         assert_eq!(size_of::<OrderDelivery>(), 12);
@@ -759,6 +817,25 @@ mod tests {
         };
         let decision = Decision::new(Rule::OneLocation, 50, &[typical; 4]);
         assert!(decision.kept.len() <= 4 * 12, "{} B", decision.kept.len());
+        let order = Order::new(NewOrder {
+            id: 7,
+            channel: Channel::Web,
+            external_number: "W-1",
+            customer: 0,
+            delivery: OrderDelivery::Ship { latitude_e6: 0, longitude_e6: 0, country: *b"GB" },
+            postcode: "SW1A 1AA",
+            currency: "GBP",
+            lines: Vec::new(),
+            placed_at_ms: 0,
+            from_hold: None,
+            exchange_for: None,
+            routing: decision.clone(),
+            placement: 0,
+        });
+        assert_eq!((order.id(), order.external_number()), (7, "W-1"));
+        assert_eq!(order.address().map(|to| to.postcode).as_deref(), Some("SW1A 1AA"));
+        assert_eq!(order.routing().kept().collect::<Vec<_>>(), [typical; 4]);
+        assert_eq!((order.routing().rule, order.routing().considered), (Rule::OneLocation, 50));
         assert!(decision.kept.len() * 3 < 4 * size_of::<Assessment>());
     }
 

@@ -453,13 +453,13 @@ impl State {
         let waiting: std::collections::BTreeSet<(u32, u64)> = (self.orders.orders.iter())
             .flat_map(|order| {
                 let waiting = order.lines.iter().filter(|line| line.backordered > 0);
-                waiting.map(move |line| (line.sku, order.id))
+                waiting.map(move |line| (line.sku, order.id()))
             })
             .collect();
         if waiting != self.orders.backorders {
             return Err("the backorder index does not match the order lines".into());
         }
-        for order in &self.orders.orders {
+        for order in self.orders.orders.iter() {
             for line in &order.lines {
                 let in_shipments: u64 = (order.shipments.iter())
                     .map(|&id| self.orders.shipment(id).expect("exists"))
@@ -470,7 +470,7 @@ impl State {
                 if placed != u64::from(line.quantity) {
                     return Err(format!(
                         "order {} line {} has {} units but accounts for {placed}",
-                        order.id,
+                        order.id(),
                         self.skus.name(line.sku),
                         line.quantity
                     ));
@@ -480,7 +480,8 @@ impl State {
             if derived != order.state {
                 return Err(format!(
                     "order {} is {:?}, derived {derived:?}",
-                    order.id, order.state
+                    order.id(),
+                    order.state
                 ));
             }
         }
