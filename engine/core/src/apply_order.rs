@@ -329,7 +329,8 @@ impl State {
         if !self.has_open_units(order) {
             return Err(transition(order.state.name()));
         }
-        let open: Vec<ShipmentId> = (order.shipments.iter().copied())
+        let open: Vec<ShipmentId> = order
+            .shipments()
             .filter(|&shipment| self.orders.shipment(shipment).expect("exists").state.is_open())
             .collect();
         for shipment in open {
@@ -376,7 +377,7 @@ impl State {
         line.cancelled += need.quantity;
         let mut left = need.quantity - from_backorder;
         let shipments: Vec<ShipmentId> =
-            self.orders.order(id).expect("known").shipments.iter().rev().copied().collect();
+            self.orders.order(id).expect("known").shipments().rev().collect();
         for shipment in shipments {
             if left == 0 {
                 break;
@@ -403,7 +404,7 @@ impl State {
             .expect("the shipment has the sku");
         line.quantity -= need.quantity;
         shipment.updated_at_ms = now_ms;
-        let location = shipment.location;
+        let location = shipment.location();
         let emptied = shipment.units() == 0;
         self.stock.cell_mut(need.sku, location).expect("allocated cell").allocated -= need.quantity;
         self.orders.uncount_open_units(location, u64::from(need.quantity));
@@ -423,7 +424,7 @@ impl State {
                 line.quantity;
         }
         for line in &shipment.lines {
-            let cell = self.stock.cell_mut(line.sku, shipment.location).expect("allocated cell");
+            let cell = self.stock.cell_mut(line.sku, shipment.location()).expect("allocated cell");
             cell.allocated -= line.quantity;
         }
         self.close_shipment(id, ShipmentState::Cancelled, now_ms);
@@ -436,7 +437,7 @@ impl State {
         assert!(shipment.state.is_open() && !state.is_open());
         shipment.state = state;
         shipment.updated_at_ms = now_ms;
-        let (location, units) = (shipment.location, shipment.units());
+        let (location, units) = (shipment.location(), shipment.units());
         self.orders.floor.remove(&(location, id));
         self.orders.count_open(location, units, false);
     }
@@ -487,7 +488,7 @@ impl State {
         now_ms: u64,
     ) -> (Vec<ShipmentId>, u64) {
         let order = self.orders.order(id).expect("known order");
-        let room = SHIPMENTS_PER_ORDER_MAX.saturating_sub(order.shipments.len());
+        let room = SHIPMENTS_PER_ORDER_MAX.saturating_sub(order.shipments().len());
         let shipments_max = if self.orders.shipments.len() + room > SHIPMENTS_MAX {
             0
         } else {
@@ -524,8 +525,9 @@ impl State {
     fn cancellable_units(&self, order: &Order, sku: SkuId) -> u32 {
         let backordered =
             order.lines.iter().find(|line| line.sku == sku).map_or(0, |l| l.backordered);
-        let in_shipments: u32 = (order.shipments.iter())
-            .map(|&id| self.orders.shipment(id).expect("exists"))
+        let in_shipments: u32 = order
+            .shipments()
+            .map(|id| self.orders.shipment(id).expect("exists"))
             .filter(|shipment| shipment.state.is_open())
             .map(|shipment| shipment.units_of(sku))
             .sum();
@@ -534,8 +536,7 @@ impl State {
 
     fn has_open_units(&self, order: &Order) -> bool {
         order.lines.iter().any(|line| line.backordered > 0)
-            || (order.shipments.iter())
-                .any(|&id| self.orders.shipment(id).expect("exists").state.is_open())
+            || order.shipments().any(|id| self.orders.shipment(id).expect("exists").state.is_open())
     }
 
     /// Refreshes the order's derived state and answers with it.
@@ -569,7 +570,7 @@ fn placement_reply(order: &Order) -> Reply {
     Reply::OrderPlaced {
         order: id,
         state: order.state,
-        shipments: order.shipments.to_vec(),
+        shipments: order.shipments().collect(),
         backordered_units: backordered,
     }
 }

@@ -199,8 +199,9 @@ impl State {
 
     /// Units of `sku` in the order's delivered shipments.
     fn delivered_units(&self, order: &Order, sku: SkuId) -> u32 {
-        (order.shipments.iter())
-            .map(|&id| self.orders.shipment(id).expect("exists"))
+        order
+            .shipments()
+            .map(|id| self.orders.shipment(id).expect("exists"))
             .filter(|shipment| shipment.state.is_delivered())
             .map(|shipment| shipment.units_of(sku))
             .sum()

@@ -191,7 +191,8 @@ pub struct Order {
     text: Box<[u8]>,
     /// One line per SKU.
     pub lines: Box<[OrderLineRecord]>,
-    pub shipments: SmallVec<[ShipmentId; 2]>,
+    /// Its shipments' ids, inline up to four.
+    shipment_keys: SmallVec<[ShipmentKey; 4]>,
     key: OrderKey,
     pub customer: u32,
     /// Locations the routing decision looked at.
@@ -245,7 +246,7 @@ impl Order {
             exchange_for: new.exchange_for.and_then(NonZeroU64::new),
             text: text.concat().into_boxed_slice(),
             lines: new.lines.into_boxed_slice(),
-            shipments: SmallVec::new(),
+            shipment_keys: SmallVec::new(),
             key: OrderKey::try_from(new.id).expect("order ids stay below ORDERS_MAX"),
             customer: new.customer,
             considered: new.routing.considered,
@@ -263,6 +264,11 @@ impl Order {
 
     pub fn id(&self) -> OrderId {
         OrderId::from(self.key)
+    }
+
+    /// Its shipments, oldest first.
+    pub fn shipments(&self) -> impl DoubleEndedIterator<Item = ShipmentId> + ExactSizeIterator {
+        self.shipment_keys.iter().map(|&key| ShipmentId::from(key))
     }
 
     /// The channel's own number for the order.
@@ -333,7 +339,8 @@ pub struct Shipment {
     /// Carrier and tracking number, once shipped.
     handover: Option<Box<(Box<str>, Box<str>)>>,
     order: OrderKey,
-    pub location: LocationId,
+    /// A `LocationId` (below `LOCATIONS_MAX`, so 16 bits hold it).
+    location: u16,
     pub delivery: Delivery,
     pub state: ShipmentState,
 }
@@ -349,14 +356,19 @@ impl Shipment {
     ) -> Shipment {
         Shipment {
             order: order_key(order),
+            location: u16::try_from(location).expect("location ids stay below LOCATIONS_MAX"),
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             lines,
             handover: None,
-            location,
             delivery,
             state: ShipmentState::Allocated,
         }
+    }
+
+    /// Where the shipment is picked and leaves from.
+    pub fn location(&self) -> LocationId {
+        LocationId::from(self.location)
     }
 
     /// The order the shipment belongs to.
@@ -499,6 +511,13 @@ impl DurationHistogram {
 /// an `OrderId` is enough and every index entry is smaller.
 pub type OrderKey = u32;
 
+/// A shipment id as an order lists it: ids are below `SHIPMENTS_MAX`.
+pub type ShipmentKey = u32;
+
+fn shipment_key(id: ShipmentId) -> ShipmentKey {
+    ShipmentKey::try_from(id).expect("shipment ids stay below SHIPMENTS_MAX")
+}
+
 /// The index key of an order id; an id past every key (a caller's page bound) becomes
 /// the largest key, which still lies past every order.
 pub fn order_key(id: OrderId) -> OrderKey {
@@ -553,8 +572,9 @@ impl OrderBook {
 
     /// Whether the order has a shipment (of any state) at `location`.
     pub fn has_shipment_at(&self, order: &Order, location: LocationId) -> bool {
-        (order.shipments.iter())
-            .any(|&id| self.shipment(id).is_some_and(|shipment| shipment.location == location))
+        order
+            .shipments()
+            .any(|id| self.shipment(id).is_some_and(|shipment| shipment.location() == location))
     }
 
     /// The order's returns, oldest first.
@@ -643,7 +663,7 @@ impl OrderBook {
             tally.backordered += u64::from(line.backordered);
             tally.returned += u64::from(line.returned);
         }
-        for &id in &order.shipments {
+        for id in order.shipments() {
             let shipment = self.shipment(id).expect("an order's shipments exist");
             let units = shipment.units();
             match shipment.state {
@@ -727,8 +747,8 @@ impl OrderBook {
     pub fn insert_shipment(&mut self, shipment: Shipment) -> ShipmentId {
         assert_eq!(shipment.state, ShipmentState::Allocated);
         let id = self.next_shipment_id();
-        self.count_open(shipment.location, shipment.units(), true);
-        self.order_mut(shipment.order()).shipments.push(id);
+        self.count_open(shipment.location(), shipment.units(), true);
+        self.order_mut(shipment.order()).shipment_keys.push(shipment_key(id));
         self.shipments.push_back(shipment);
         id
     }
@@ -744,10 +764,10 @@ impl OrderBook {
         let shipments = std::mem::take(&mut self.shipments);
         for (id, shipment) in (1..).zip(shipments.iter()) {
             if shipment.state.is_open() {
-                self.count_open(shipment.location, shipment.units(), true);
+                self.count_open(shipment.location(), shipment.units(), true);
             }
             if shipment.is_on_floor() {
-                self.floor.insert((shipment.location, id));
+                self.floor.insert((shipment.location(), id));
             }
         }
         self.shipments = shipments;
@@ -764,13 +784,13 @@ mod tests {
     #[test]
     fn order_records_stay_within_their_sizes() {
         assert!(size_of::<Order>() <= 128, "Order is {} B", size_of::<Order>());
-        assert!(size_of::<Shipment>() <= 64, "Shipment is {} B", size_of::<Shipment>());
+        assert!(size_of::<Shipment>() <= 56, "Shipment is {} B", size_of::<Shipment>());
         assert_eq!(size_of::<OrderLineRecord>(), 28);
         assert_eq!(size_of::<ShipmentLine>(), 8);
         assert_eq!(size_of::<OrderDelivery>(), 12);
         assert!(size_of::<Decision>() <= 24, "Decision is {} B", size_of::<Decision>());
-        // Two shipment ids or two shipment lines inline cost no more than an empty `Vec`.
-        assert_eq!(size_of::<SmallVec<[ShipmentId; 2]>>(), size_of::<Vec<ShipmentId>>());
+        // Four shipment ids or two shipment lines inline cost no more than an empty `Vec`.
+        assert_eq!(size_of::<SmallVec<[ShipmentKey; 4]>>(), size_of::<Vec<ShipmentId>>());
         assert_eq!(size_of::<SmallVec<[ShipmentLine; 2]>>(), size_of::<Vec<ShipmentLine>>());
     }
 

@@ -176,7 +176,7 @@ impl State {
 
     fn order_view(&self, order: &Order) -> OrderView {
         let shipments: Vec<&Shipment> =
-            (order.shipments.iter()).map(|&id| self.orders.shipment(id).expect("exists")).collect();
+            order.shipments().map(|id| self.orders.shipment(id).expect("exists")).collect();
         let lines = (order.lines.iter())
             .map(|line| OrderLineView {
                 sku: self.skus.name(line.sku).to_owned(),
@@ -209,8 +209,8 @@ impl State {
             payment: order.payment,
             hold: order.hold,
             lines,
-            shipments: (order.shipments.iter().zip(&shipments))
-                .map(|(&id, shipment)| self.shipment_view(id, shipment))
+            shipments: (order.shipments().zip(&shipments))
+                .map(|(id, shipment)| self.shipment_view(id, shipment))
                 .collect(),
             returns: self.orders.returns_of(order.id()).collect(),
             routing: self.routing_view(order.routing()),
@@ -238,7 +238,7 @@ impl State {
         ShipmentView {
             shipment: id,
             order: shipment.order(),
-            location: self.location_codes.name(shipment.location).to_owned(),
+            location: self.location_codes.name(shipment.location()).to_owned(),
             delivery: shipment.delivery,
             state: shipment.state,
             lines: (shipment.lines.iter())

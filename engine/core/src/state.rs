@@ -357,7 +357,7 @@ impl State {
         let mut allocated = self.committed_outside.clone();
         for shipment in self.orders.shipments.iter().filter(|s| s.state.is_open()) {
             for line in &shipment.lines {
-                *allocated.entry((line.sku, shipment.location)).or_default() +=
+                *allocated.entry((line.sku, shipment.location())).or_default() +=
                     u64::from(line.quantity);
             }
         }
@@ -461,8 +461,9 @@ impl State {
         }
         for order in self.orders.orders.iter() {
             for line in &order.lines {
-                let in_shipments: u64 = (order.shipments.iter())
-                    .map(|&id| self.orders.shipment(id).expect("exists"))
+                let in_shipments: u64 = order
+                    .shipments()
+                    .map(|id| self.orders.shipment(id).expect("exists"))
                     .filter(|shipment| shipment.state != super::outcome::ShipmentState::Cancelled)
                     .map(|shipment| u64::from(shipment.units_of(line.sku)))
                     .sum();
@@ -486,7 +487,7 @@ impl State {
             }
         }
         for shipment in self.orders.shipments.iter().filter(|s| s.state.is_open()) {
-            let entry = &mut open[shipment.location as usize];
+            let entry = &mut open[shipment.location() as usize];
             entry.0 += 1;
             entry.1 += shipment.units();
         }
