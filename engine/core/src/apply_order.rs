@@ -11,7 +11,7 @@ use super::limits::{
     SHIPMENTS_PER_ORDER_MAX,
 };
 use super::order::{
-    Decision, NewOrder, Order, OrderDelivery, OrderLineRecord, Shipment, ShipmentLine,
+    Decision, NewOrder, Order, OrderDelivery, OrderLineRecord, Shipment, ShipmentLine, order_key,
 };
 use super::order_state::PaymentState;
 use super::outcome::{
@@ -69,7 +69,6 @@ impl State {
             lines,
             placed_at_ms: now_ms,
             from_hold: request.hold,
-            exchange_for,
             routing: decision,
             placement,
         });
@@ -79,6 +78,9 @@ impl State {
         let units = order.units();
         let backordered: u64 = unfilled.iter().map(|need| u64::from(need.quantity)).sum();
         self.orders.insert_order(order);
+        if let Some(rma) = exchange_for {
+            self.orders.exchanges.insert(order_key(id), rma);
+        }
         // A converted hold's stock is already allocated; a routed order's is taken now.
         let take_stock = request.hold.is_none();
         let shipments = self.open_shipments(id, &allocations, take_stock, now_ms);

@@ -7,7 +7,7 @@
 //! location; counts per channel and state) are derived: snapshots leave them out and
 //! `OrderBook::rebuild_indexes` recomputes them on load.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::num::NonZeroU64;
 
@@ -185,7 +185,6 @@ pub struct Order {
     /// order is answered, with another order refused.
     pub placement: u64,
     pub from_hold: Option<NonZeroU64>,
-    pub exchange_for: Option<NonZeroU64>,
     /// The external number, then the postcode of a shipped order (both UTF-8), then the
     /// routing decision's encoded assessments.
     text: Box<[u8]>,
@@ -225,7 +224,6 @@ pub struct NewOrder<'a> {
     pub lines: Vec<OrderLineRecord>,
     pub placed_at_ms: u64,
     pub from_hold: Option<u64>,
-    pub exchange_for: Option<ReturnId>,
     pub routing: Decision,
     pub placement: u64,
 }
@@ -243,7 +241,6 @@ impl Order {
             placed_at_ms: new.placed_at_ms,
             placement: new.placement,
             from_hold: new.from_hold.and_then(NonZeroU64::new),
-            exchange_for: new.exchange_for.and_then(NonZeroU64::new),
             text: text.concat().into_boxed_slice(),
             lines: new.lines.into_boxed_slice(),
             shipment_keys: SmallVec::new(),
@@ -541,9 +538,13 @@ pub struct OrderBook {
     pub(crate) by_number: [HashTable<OrderKey>; Channel::ALL.len()],
     pub(crate) number_hasher: foldhash::fast::RandomState,
     pub by_customer: BTreeSet<(u32, OrderKey)>,
-    pub by_state: BTreeSet<(OrderState, OrderKey)>,
+    /// Order ids per state (indexed by `OrderState as usize`): 4-byte keys, which the
+    /// B-tree packs twice as densely as (state, id) pairs.
+    pub by_state: [BTreeSet<OrderKey>; OrderState::ALL.len()],
     /// Each order's returns (few orders have any).
     pub returns_by_order: BTreeSet<(OrderKey, ReturnId)>,
+    /// The return each exchange order replaces (read from the returns' exchange orders).
+    pub exchanges: BTreeMap<OrderKey, ReturnId>,
     /// Shipments released to the floor or being picked: the pick lists.
     pub floor: BTreeSet<(LocationId, ShipmentId)>,
     /// Orders with backordered units of a SKU, oldest first: who gets stock that arrives.
@@ -575,6 +576,11 @@ impl OrderBook {
         order
             .shipments()
             .any(|id| self.shipment(id).is_some_and(|shipment| shipment.location() == location))
+    }
+
+    /// The return an exchange order replaces.
+    pub fn exchange_for(&self, order: OrderId) -> Option<ReturnId> {
+        self.exchanges.get(&order_key(order)).copied()
     }
 
     /// The order's returns, oldest first.
@@ -695,8 +701,8 @@ impl OrderBook {
         let state = super::order_state::derive(&self.tally(order));
         let (channel, before) = (order.channel, order.state);
         if state != before {
-            self.by_state.remove(&(before, order_key(id)));
-            self.by_state.insert((state, order_key(id)));
+            self.by_state[before as usize].remove(&order_key(id));
+            self.by_state[state as usize].insert(order_key(id));
             self.uncount(channel, before);
             *self.counts.entry((channel, state)).or_default() += 1;
             self.order_mut(id).state = state;
@@ -736,7 +742,7 @@ impl OrderBook {
             hasher.hash_one(orders[other as usize - 1].external_number())
         });
         self.by_customer.insert((order.customer, key));
-        self.by_state.insert((order.state, key));
+        self.by_state[order.state as usize].insert(key);
         *self.counts.entry((order.channel, order.state)).or_default() += 1;
         for line in order.lines.iter().filter(|line| line.backordered > 0) {
             self.backorders.insert((line.sku, id));
@@ -760,6 +766,9 @@ impl OrderBook {
         }
         for record in &self.returns {
             self.returns_by_order.insert((order_key(record.order), record.id));
+            if let Some(exchange) = record.exchange_order {
+                self.exchanges.insert(order_key(exchange), record.id);
+            }
         }
         let shipments = std::mem::take(&mut self.shipments);
         for (id, shipment) in (1..).zip(shipments.iter()) {
@@ -783,7 +792,7 @@ mod tests {
     /// bounds keep the fixed-size parts from growing unnoticed.
     #[test]
     fn order_records_stay_within_their_sizes() {
-        assert!(size_of::<Order>() <= 128, "Order is {} B", size_of::<Order>());
+        assert!(size_of::<Order>() <= 120, "Order is {} B", size_of::<Order>());
         assert!(size_of::<Shipment>() <= 56, "Shipment is {} B", size_of::<Shipment>());
         assert_eq!(size_of::<OrderLineRecord>(), 28);
         assert_eq!(size_of::<ShipmentLine>(), 8);
@@ -848,7 +857,6 @@ mod tests {
             lines: Vec::new(),
             placed_at_ms: 0,
             from_hold: None,
-            exchange_for: None,
             routing: decision.clone(),
             placement: 0,
         });

@@ -9,7 +9,7 @@ use allot_protocol::order::{
 
 use super::command::Channel;
 use super::ids::{HoldId, LocationId};
-use super::order::{DecisionRef, Order, OrderDelivery, OrderKey, Return, Shipment, order_key};
+use super::order::{DecisionRef, Order, OrderDelivery, Return, Shipment, order_key};
 use super::outcome::{
     EngineError, OrderId, OrderState, OrderView, Outcome, Reply, ReturnId, ReturnView, ShipmentId,
     ShipmentView,
@@ -61,10 +61,10 @@ impl State {
         check::page_limit(limit).map_err(invalid)?;
         let location = location.map(|code| self.location_id(code)).transpose()?;
         let start = after.map_or(0, |id| id.saturating_add(1));
-        let ids = self.orders.by_state.range((state, order_key(start))..=(state, OrderKey::MAX));
+        let ids = self.orders.by_state[state as usize].range(order_key(start)..);
         let mut orders = Vec::new();
         let mut next = None;
-        for (scanned, &(_, key)) in ids.enumerate() {
+        for (scanned, &key) in ids.enumerate() {
             let id = OrderId::from(key);
             if orders.len() == limit as usize || scanned == PAGE_SCAN_MAX {
                 next = Some(orders.last().map_or(id.saturating_sub(1), |o: &OrderSummary| o.order));
@@ -216,7 +216,7 @@ impl State {
             routing: self.routing_view(order.routing()),
             placed_at_ms: order.placed_at_ms,
             from_hold: order.from_hold.map(|id| id.get()),
-            exchange_for: order.exchange_for.map(|id| id.get()),
+            exchange_for: self.orders.exchange_for(order.id()),
             total_minor: order.total_minor(),
         }
     }
