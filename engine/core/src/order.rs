@@ -193,6 +193,10 @@ pub struct Order {
     /// Its shipments' ids, inline up to four.
     shipment_keys: SmallVec<[ShipmentKey; 4]>,
     key: OrderKey,
+    /// The customer's order placed before this one (0: none), the link that lists a
+    /// customer's orders newest first; derived, rebuilt on load.
+    #[serde(skip)]
+    previous_of_customer: OrderKey,
     pub customer: u32,
     /// Locations the routing decision looked at.
     considered: u32,
@@ -245,6 +249,7 @@ impl Order {
             lines: new.lines.into_boxed_slice(),
             shipment_keys: SmallVec::new(),
             key: OrderKey::try_from(new.id).expect("order ids stay below ORDERS_MAX"),
+            previous_of_customer: 0,
             customer: new.customer,
             considered: new.routing.considered,
             delivery: new.delivery,
@@ -537,7 +542,9 @@ pub struct OrderBook {
     /// by `&str` allocates nothing and the number is stored once. Never iterated.
     pub(crate) by_number: [HashTable<OrderKey>; Channel::ALL.len()],
     pub(crate) number_hasher: foldhash::fast::RandomState,
-    pub by_customer: BTreeSet<(u32, OrderKey)>,
+    /// Each customer's latest order (0: none), indexed by customer id; the rest are
+    /// reached through `Order::previous_of_customer`.
+    pub latest_by_customer: Vec<OrderKey>,
     /// Order ids per state (indexed by `OrderState as usize`): 4-byte keys, which the
     /// B-tree packs twice as densely as (state, id) pairs.
     pub by_state: [BTreeSet<OrderKey>; OrderState::ALL.len()],
@@ -741,12 +748,34 @@ impl OrderBook {
         numbers.insert_unique(hash, key, |&other| {
             hasher.hash_one(orders[other as usize - 1].external_number())
         });
-        self.by_customer.insert((order.customer, key));
         self.by_state[order.state as usize].insert(key);
         *self.counts.entry((order.channel, order.state)).or_default() += 1;
         for line in order.lines.iter().filter(|line| line.backordered > 0) {
             self.backorders.insert((line.sku, id));
         }
+        let customer = order.customer as usize;
+        if self.latest_by_customer.len() <= customer {
+            self.latest_by_customer.resize(customer + 1, 0);
+        }
+        let previous = std::mem::replace(&mut self.latest_by_customer[customer], key);
+        self.orders[key as usize - 1].previous_of_customer = previous;
+    }
+
+    /// A customer's orders with ids below `before`, newest first.
+    pub fn customer_orders_before(
+        &self,
+        customer: u32,
+        before: OrderKey,
+    ) -> impl Iterator<Item = OrderId> + '_ {
+        let start = match self.order(OrderId::from(before)) {
+            // Paging on from the last order of a page: its link is the next one.
+            Some(order) if order.customer == customer => order.previous_of_customer,
+            _ => self.latest_by_customer.get(customer as usize).copied().unwrap_or(0),
+        };
+        let keys = std::iter::successors(Some(start).filter(|&key| key != 0), move |&key| {
+            Some(self.orders[key as usize - 1].previous_of_customer).filter(|&key| key != 0)
+        });
+        keys.skip_while(move |&key| key >= before).map(OrderId::from)
     }
 
     /// Adds a new shipment under the next id, counts it open and lists it on its order.

@@ -45,8 +45,8 @@ impl State {
         let Some(customer) = self.orders.customers.get(customer) else {
             return Ok(Reply::Orders(OrderPage { orders: Vec::new(), next: None }));
         };
-        let range = (customer, 0)..(customer, order_key(before.unwrap_or(OrderId::MAX)));
-        let ids = self.orders.by_customer.range(range).rev().map(|&(_, key)| OrderId::from(key));
+        let before = order_key(before.unwrap_or(OrderId::MAX));
+        let ids = self.orders.customer_orders_before(customer, before);
         Ok(Reply::Orders(self.order_page(ids, limit)))
     }
 
