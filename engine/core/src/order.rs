@@ -1,11 +1,12 @@
 //! Orders, shipments and returns as the core keeps them, with the indexes that answer
 //! paged queries and KPIs without a scan.
 //!
-//! Ids are sequential from 1 and nothing is ever removed, so each table is a vector
-//! indexed by `id − 1`: appends only, written to a snapshot as it is. The indexes
-//! (by number, customer, state, location; the pick-list floor; open workload per
-//! location; counts per channel and state) are derived: snapshots leave them out and
-//! `OrderBook::rebuild_indexes` recomputes them on load.
+//! Ids are sequential from 1 and nothing is ever removed, so each table is indexed by
+//! `id − 1` (orders and shipments in chunks, so that they grow without copying) and a
+//! record need not store its own id: appends only, written to a snapshot as it is. The
+//! indexes (by number, customer, state; exchange orders by return; the pick-list floor;
+//! open workload per location; counts per channel and state) are derived: snapshots
+//! leave them out and `OrderBook::rebuild_indexes` recomputes them on load.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;

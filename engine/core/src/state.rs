@@ -459,6 +459,15 @@ impl State {
         if waiting != self.orders.backorders {
             return Err("the backorder index does not match the order lines".into());
         }
+        let exchanges: std::collections::BTreeMap<u32, u64> = (self.orders.returns.iter())
+            .filter_map(|record| {
+                let order = record.exchange_order?;
+                Some((super::order::order_key(order), record.id))
+            })
+            .collect();
+        if exchanges != self.orders.exchanges {
+            return Err("the exchange index does not match the returns".into());
+        }
         for order in self.orders.orders.iter() {
             for line in &order.lines {
                 let in_shipments: u64 = order
