@@ -11,7 +11,7 @@ use super::limits::{
     SHIPMENTS_PER_ORDER_MAX,
 };
 use super::order::{
-    Decision, NewOrder, Order, OrderDelivery, OrderLineRecord, Shipment, ShipmentLine,
+    Decision, NewOrder, Order, OrderDelivery, OrderLineRecord, Shipment, ShipmentLine, order_key,
 };
 use super::order_state::PaymentState;
 use super::outcome::{
@@ -69,7 +69,6 @@ impl State {
             lines,
             placed_at_ms: now_ms,
             from_hold: request.hold,
-            exchange_for,
             routing: decision,
             placement,
         });
@@ -79,6 +78,9 @@ impl State {
         let units = order.units();
         let backordered: u64 = unfilled.iter().map(|need| u64::from(need.quantity)).sum();
         self.orders.insert_order(order);
+        if let Some(rma) = exchange_for {
+            self.orders.exchanges.insert(order_key(id), rma);
+        }
         // A converted hold's stock is already allocated; a routed order's is taken now.
         let take_stock = request.hold.is_none();
         let shipments = self.open_shipments(id, &allocations, take_stock, now_ms);
@@ -275,10 +277,8 @@ impl State {
                 }
                 lines.push(ShipmentLine { sku: need.sku, quantity: need.quantity });
             }
-            let id = self.orders.next_shipment_id();
-            let shipment = Shipment::new(id, order, allocation.location, delivery, lines, now_ms);
-            self.orders.insert_shipment(shipment);
-            ids.push(id);
+            let shipment = Shipment::new(order, allocation.location, delivery, lines, now_ms);
+            ids.push(self.orders.insert_shipment(shipment));
         }
         ids
     }
@@ -331,7 +331,8 @@ impl State {
         if !self.has_open_units(order) {
             return Err(transition(order.state.name()));
         }
-        let open: Vec<ShipmentId> = (order.shipments.iter().copied())
+        let open: Vec<ShipmentId> = order
+            .shipments()
             .filter(|&shipment| self.orders.shipment(shipment).expect("exists").state.is_open())
             .collect();
         for shipment in open {
@@ -378,7 +379,7 @@ impl State {
         line.cancelled += need.quantity;
         let mut left = need.quantity - from_backorder;
         let shipments: Vec<ShipmentId> =
-            self.orders.order(id).expect("known").shipments.iter().rev().copied().collect();
+            self.orders.order(id).expect("known").shipments().rev().collect();
         for shipment in shipments {
             if left == 0 {
                 break;
@@ -405,7 +406,7 @@ impl State {
             .expect("the shipment has the sku");
         line.quantity -= need.quantity;
         shipment.updated_at_ms = now_ms;
-        let location = shipment.location;
+        let location = shipment.location();
         let emptied = shipment.units() == 0;
         self.stock.cell_mut(need.sku, location).expect("allocated cell").allocated -= need.quantity;
         self.orders.uncount_open_units(location, u64::from(need.quantity));
@@ -419,13 +420,13 @@ impl State {
     pub(crate) fn cancel_open_shipment(&mut self, id: ShipmentId, now_ms: u64) {
         let shipment = self.orders.shipment(id).expect("exists").clone();
         assert!(shipment.state.is_open());
-        let order = self.orders.order_mut(shipment.order);
+        let order = self.orders.order_mut(shipment.order());
         for line in &shipment.lines {
             order.line_mut(line.sku).expect("shipment skus are order skus").cancelled +=
                 line.quantity;
         }
         for line in &shipment.lines {
-            let cell = self.stock.cell_mut(line.sku, shipment.location).expect("allocated cell");
+            let cell = self.stock.cell_mut(line.sku, shipment.location()).expect("allocated cell");
             cell.allocated -= line.quantity;
         }
         self.close_shipment(id, ShipmentState::Cancelled, now_ms);
@@ -438,7 +439,7 @@ impl State {
         assert!(shipment.state.is_open() && !state.is_open());
         shipment.state = state;
         shipment.updated_at_ms = now_ms;
-        let (location, units) = (shipment.location, shipment.units());
+        let (location, units) = (shipment.location(), shipment.units());
         self.orders.floor.remove(&(location, id));
         self.orders.count_open(location, units, false);
     }
@@ -489,7 +490,7 @@ impl State {
         now_ms: u64,
     ) -> (Vec<ShipmentId>, u64) {
         let order = self.orders.order(id).expect("known order");
-        let room = SHIPMENTS_PER_ORDER_MAX.saturating_sub(order.shipments.len());
+        let room = SHIPMENTS_PER_ORDER_MAX.saturating_sub(order.shipments().len());
         let shipments_max = if self.orders.shipments.len() + room > SHIPMENTS_MAX {
             0
         } else {
@@ -518,7 +519,7 @@ impl State {
     pub(crate) fn order_sku(&self, order: &Order, sku: &str) -> Result<SkuId, EngineError> {
         let id = self.sku_id(sku)?;
         if order.lines.iter().all(|line| line.sku != id) {
-            return Err(invalid(format!("order {} has no line for {sku}", order.id)));
+            return Err(invalid(format!("order {} has no line for {sku}", order.id())));
         }
         Ok(id)
     }
@@ -526,8 +527,9 @@ impl State {
     fn cancellable_units(&self, order: &Order, sku: SkuId) -> u32 {
         let backordered =
             order.lines.iter().find(|line| line.sku == sku).map_or(0, |l| l.backordered);
-        let in_shipments: u32 = (order.shipments.iter())
-            .map(|&id| self.orders.shipment(id).expect("exists"))
+        let in_shipments: u32 = order
+            .shipments()
+            .map(|id| self.orders.shipment(id).expect("exists"))
             .filter(|shipment| shipment.state.is_open())
             .map(|shipment| shipment.units_of(sku))
             .sum();
@@ -536,8 +538,7 @@ impl State {
 
     fn has_open_units(&self, order: &Order) -> bool {
         order.lines.iter().any(|line| line.backordered > 0)
-            || (order.shipments.iter())
-                .any(|&id| self.orders.shipment(id).expect("exists").state.is_open())
+            || order.shipments().any(|id| self.orders.shipment(id).expect("exists").state.is_open())
     }
 
     /// Refreshes the order's derived state and answers with it.
@@ -566,12 +567,12 @@ pub(crate) fn needs_of(
 
 /// The answer to placing `order`, as it is now.
 fn placement_reply(order: &Order) -> Reply {
-    let id = order.id;
+    let id = order.id();
     let backordered = order.lines.iter().map(|line| u64::from(line.backordered)).sum();
     Reply::OrderPlaced {
         order: id,
         state: order.state,
-        shipments: order.shipments.to_vec(),
+        shipments: order.shipments().collect(),
         backordered_units: backordered,
     }
 }

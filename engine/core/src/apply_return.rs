@@ -156,7 +156,7 @@ impl State {
             )));
         }
         let payment = payment_after_refund(order.payment)?;
-        let order_id = order.id;
+        let order_id = order.id();
         self.orders.return_mut(id).refunded_minor = amount_minor;
         self.orders.order_mut(order_id).payment = payment;
         self.orders.refresh(order_id);
@@ -199,8 +199,9 @@ impl State {
 
     /// Units of `sku` in the order's delivered shipments.
     fn delivered_units(&self, order: &Order, sku: SkuId) -> u32 {
-        (order.shipments.iter())
-            .map(|&id| self.orders.shipment(id).expect("exists"))
+        order
+            .shipments()
+            .map(|id| self.orders.shipment(id).expect("exists"))
             .filter(|shipment| shipment.state.is_delivered())
             .map(|shipment| shipment.units_of(sku))
             .sum()
@@ -208,7 +209,7 @@ impl State {
 
     /// Units of `sku` already asked back on the order's returns.
     fn requested_units(&self, order: &Order, sku: SkuId) -> u32 {
-        (self.orders.returns_of(order.id))
+        (self.orders.returns_of(order.id()))
             .map(|id| self.orders.return_record(id).expect("exists"))
             .flat_map(|record| record.lines.iter())
             .filter(|line| line.sku == sku)

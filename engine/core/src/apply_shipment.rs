@@ -23,7 +23,7 @@ impl State {
         self.check_order_allows(shipment, event)?;
         let next = (shipment.state.after(shipment.delivery, event))
             .map_err(|from| transition(from.name()))?;
-        let (location, order) = (shipment.location, shipment.order);
+        let (location, order) = (shipment.location(), shipment.order());
         if next.has_left() && !shipment.state.has_left() {
             self.consume(id, now_ms);
             self.close_shipment(id, next, now_ms);
@@ -52,7 +52,7 @@ impl State {
         shipment: &Shipment,
         event: ShipmentEvent,
     ) -> Result<(), EngineError> {
-        let order = self.orders.order(shipment.order).expect("a shipment's order exists");
+        let order = self.orders.order(shipment.order()).expect("a shipment's order exists");
         if order.hold.is_some() && event != ShipmentEvent::Deliver {
             return Err(transition(OrderState::OnHold.name()));
         }
@@ -67,7 +67,7 @@ impl State {
     /// location. A cell a negative adjustment left short cannot go below zero on hand.
     fn consume(&mut self, id: ShipmentId, now_ms: u64) {
         let shipment = self.orders.shipment(id).expect("exists");
-        let (location, order, units) = (shipment.location, shipment.order, shipment.units());
+        let (location, order, units) = (shipment.location(), shipment.order(), shipment.units());
         for line in &shipment.lines {
             let cell = self.stock.cell_mut(line.sku, location).expect("allocated cell");
             cell.allocated -= line.quantity;
@@ -84,7 +84,7 @@ impl State {
         if !shipment.state.is_open() {
             return Err(transition(shipment.state.name()));
         }
-        let order = shipment.order;
+        let order = shipment.order();
         self.cancel_open_shipment(id, now_ms);
         let order_state = self.orders.refresh(order);
         Ok(Reply::ShipmentChanged { shipment: id, state: ShipmentState::Cancelled, order_state })
@@ -113,7 +113,7 @@ impl State {
                 return Err(invalid(message));
             }
         }
-        let (location, order) = (shipment.location, shipment.order);
+        let (location, order) = (shipment.location(), shipment.order());
         for need in &needs {
             let cell = self.stock.cell_mut(need.sku, location).expect("allocated cell");
             cell.on_hand = cell.on_hand.saturating_sub(need.quantity);

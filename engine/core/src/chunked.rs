@@ -7,6 +7,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 /// Entries per chunk.
 pub const CHUNK_ENTRIES: usize = 1024;
 
@@ -89,6 +91,57 @@ impl<T: Copy> Chunked<T> {
         while self.len < len {
             self.push_back(value);
         }
+    }
+}
+
+impl<T> FromIterator<T> for Chunked<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        let mut deque = Chunked::default();
+        for item in items {
+            deque.push_back(item);
+        }
+        deque
+    }
+}
+
+/// Written as a sequence, the same bytes as a `Vec` of the entries.
+impl<T: Serialize> Serialize for Chunked<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        // The length first: the codec writes it before the entries.
+        let mut seq = serializer.serialize_seq(Some(self.len))?;
+        for entry in self.iter() {
+            seq.serialize_element(entry)?;
+        }
+        seq.end()
+    }
+}
+
+/// Read from a sequence straight into chunks, without a vector of them all first.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Chunked<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Entries<T> {
+            type Value = Chunked<T>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a sequence")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Chunked<T>, A::Error> {
+                let mut deque = Chunked::default();
+                while let Some(entry) = seq.next_element()? {
+                    deque.push_back(entry);
+                }
+                Ok(deque)
+            }
+        }
+
+        deserializer.deserialize_seq(Entries(std::marker::PhantomData))
     }
 }
 

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::chunked::Chunked;
 use super::command::LocationSpec;
 use super::hold::{Fate, Hold, HoldMap, HoldTable};
 use super::idempotency::{IdempotencyEntry, IdempotencyPolicy, IdempotencyTable};
@@ -38,8 +39,8 @@ pub struct ImageRef<'a> {
     routing_weights: RoutingWeights,
     routed_holds: Vec<(HoldId, &'a Decision)>,
     customers: &'a [Box<str>],
-    orders: &'a [Order],
-    shipments: &'a [Shipment],
+    orders: &'a Chunked<Order>,
+    shipments: &'a Chunked<Shipment>,
     returns: &'a [Return],
     order_kpis: &'a OrderKpis,
     committed_outside: Vec<((u32, u32), u64)>,
@@ -61,8 +62,8 @@ pub struct Image {
     routing_weights: RoutingWeights,
     routed_holds: Vec<(HoldId, Decision)>,
     customers: Vec<Box<str>>,
-    orders: Vec<Order>,
-    shipments: Vec<Shipment>,
+    orders: Chunked<Order>,
+    shipments: Chunked<Shipment>,
     returns: Vec<Return>,
     order_kpis: OrderKpis,
     committed_outside: Vec<((u32, u32), u64)>,

@@ -1,13 +1,14 @@
 //! Orders, shipments and returns as the core keeps them, with the indexes that answer
 //! paged queries and KPIs without a scan.
 //!
-//! Ids are sequential from 1 and nothing is ever removed, so each table is a vector
-//! indexed by `id − 1`: appends only, written to a snapshot as it is. The indexes
-//! (by number, customer, state, location; the pick-list floor; open workload per
-//! location; counts per channel and state) are derived: snapshots leave them out and
-//! `OrderBook::rebuild_indexes` recomputes them on load.
+//! Ids are sequential from 1 and nothing is ever removed, so each table is indexed by
+//! `id − 1` (orders and shipments in chunks, so that they grow without copying) and a
+//! record need not store its own id: appends only, written to a snapshot as it is. The
+//! indexes (by number, customer, state; exchange orders by return; the pick-list floor;
+//! open workload per location; counts per channel and state) are derived: snapshots
+//! leave them out and `OrderBook::rebuild_indexes` recomputes them on load.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::num::NonZeroU64;
 
@@ -15,6 +16,7 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use super::chunked::Chunked;
 use super::command::{Address, Channel, OrderHoldReason};
 use super::ids::{Interner, LocationId, SkuId};
 use super::order_state::{OrderState, OrderTally, PaymentState};
@@ -101,9 +103,30 @@ impl Decision {
         Decision { rule, considered, kept: bytes.into_boxed_slice() }
     }
 
+    /// The decision as an order or a routed hold reports it.
+    pub fn as_ref(&self) -> DecisionRef<'_> {
+        DecisionRef { rule: self.rule, considered: self.considered, kept: &self.kept }
+    }
+
     /// The kept assessments, chosen first.
     pub fn kept(&self) -> impl Iterator<Item = Assessment> + '_ {
-        let mut rest: &[u8] = &self.kept;
+        self.as_ref().kept()
+    }
+}
+
+/// A routing decision wherever its encoded assessments are kept: its own allocation
+/// (a routed hold) or the order's text.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionRef<'a> {
+    pub rule: Rule,
+    pub considered: u32,
+    kept: &'a [u8],
+}
+
+impl<'a> DecisionRef<'a> {
+    /// The kept assessments, chosen first.
+    pub fn kept(self) -> impl Iterator<Item = Assessment> + 'a {
+        let mut rest: &[u8] = self.kept;
         std::iter::from_fn(move || {
             if rest.is_empty() {
                 return None;
@@ -153,30 +176,40 @@ fn unzigzag(value: u64) -> i64 {
 }
 
 /// An order as the core keeps it for its whole life, sized for millions of them: the
-/// text that never changes (external number, postcode) shares one allocation, lines are
-/// a boxed slice, shipment ids sit inline up to two, and its returns are found through
-/// `OrderBook::returns_of`.
+/// bytes that never change (external number, postcode, the routing decision's
+/// assessments) share one allocation, lines are a boxed slice, shipment ids sit inline up
+/// to two, and its returns are found through `OrderBook::returns_of`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
-    pub id: OrderId,
     pub placed_at_ms: u64,
     /// Fingerprint of the placement request: a repeat of the same number with the same
     /// order is answered, with another order refused.
     pub placement: u64,
     pub from_hold: Option<NonZeroU64>,
-    pub exchange_for: Option<NonZeroU64>,
-    /// The external number, then the postcode of a shipped order.
-    text: Box<str>,
+    /// The external number, then the postcode of a shipped order (both UTF-8), then the
+    /// routing decision's encoded assessments.
+    text: Box<[u8]>,
     /// One line per SKU.
     pub lines: Box<[OrderLineRecord]>,
-    pub shipments: SmallVec<[ShipmentId; 2]>,
-    pub routing: Decision,
+    /// Its shipments' ids, inline up to four.
+    shipment_keys: SmallVec<[ShipmentKey; 4]>,
+    key: OrderKey,
+    /// The customer's order placed before this one (0: none), the link that lists a
+    /// customer's orders newest first; derived, rebuilt on load.
+    #[serde(skip)]
+    previous_of_customer: OrderKey,
     pub customer: u32,
+    /// Locations the routing decision looked at.
+    considered: u32,
     pub delivery: OrderDelivery,
     /// ISO 4217: three upper-case ASCII letters (checked on placement).
     currency: [u8; 3],
     /// Bytes of `text` that are the external number (at most `ORDER_NUMBER_BYTES_MAX`).
     number_len: u8,
+    /// Bytes of `text` after the number that are the postcode (at most
+    /// `POSTCODE_BYTES_MAX`).
+    postcode_len: u8,
+    rule: Rule,
     pub channel: Channel,
     pub payment: PaymentState,
     pub hold: Option<OrderHoldReason>,
@@ -196,7 +229,6 @@ pub struct NewOrder<'a> {
     pub lines: Vec<OrderLineRecord>,
     pub placed_at_ms: u64,
     pub from_hold: Option<u64>,
-    pub exchange_for: Option<ReturnId>,
     pub routing: Decision,
     pub placement: u64,
 }
@@ -205,22 +237,27 @@ impl Order {
     pub fn new(new: NewOrder<'_>) -> Order {
         let number_len = u8::try_from(new.external_number.len())
             .expect("order numbers are checked against ORDER_NUMBER_BYTES_MAX");
+        let postcode_len = u8::try_from(new.postcode.len())
+            .expect("postcodes are checked against POSTCODE_BYTES_MAX");
         let currency: [u8; 3] =
             new.currency.as_bytes().try_into().expect("currencies are checked: three letters");
+        let text = [new.external_number.as_bytes(), new.postcode.as_bytes(), &new.routing.kept];
         Order {
-            id: new.id,
             placed_at_ms: new.placed_at_ms,
             placement: new.placement,
             from_hold: new.from_hold.and_then(NonZeroU64::new),
-            exchange_for: new.exchange_for.and_then(NonZeroU64::new),
-            text: [new.external_number, new.postcode].concat().into_boxed_str(),
+            text: text.concat().into_boxed_slice(),
             lines: new.lines.into_boxed_slice(),
-            shipments: SmallVec::new(),
-            routing: new.routing,
+            shipment_keys: SmallVec::new(),
+            key: OrderKey::try_from(new.id).expect("order ids stay below ORDERS_MAX"),
+            previous_of_customer: 0,
             customer: new.customer,
+            considered: new.routing.considered,
             delivery: new.delivery,
             currency,
             number_len,
+            postcode_len,
+            rule: new.routing.rule,
             channel: new.channel,
             payment: PaymentState::Pending,
             hold: None,
@@ -228,9 +265,34 @@ impl Order {
         }
     }
 
+    pub fn id(&self) -> OrderId {
+        OrderId::from(self.key)
+    }
+
+    /// Its shipments, oldest first.
+    pub fn shipments(&self) -> impl DoubleEndedIterator<Item = ShipmentId> + ExactSizeIterator {
+        self.shipment_keys.iter().map(|&key| ShipmentId::from(key))
+    }
+
     /// The channel's own number for the order.
     pub fn external_number(&self) -> &str {
+        std::str::from_utf8(self.number_bytes()).expect("placed as a string")
+    }
+
+    fn number_bytes(&self) -> &[u8] {
         &self.text[..usize::from(self.number_len)]
+    }
+
+    fn postcode(&self) -> &str {
+        let start = usize::from(self.number_len);
+        let postcode = &self.text[start..start + usize::from(self.postcode_len)];
+        std::str::from_utf8(postcode).expect("placed as a string")
+    }
+
+    /// How the order was routed when placed.
+    pub fn routing(&self) -> DecisionRef<'_> {
+        let kept = usize::from(self.number_len) + usize::from(self.postcode_len);
+        DecisionRef { rule: self.rule, considered: self.considered, kept: &self.text[kept..] }
     }
 
     pub fn currency(&self) -> &str {
@@ -244,7 +306,7 @@ impl Order {
                 latitude_e6,
                 longitude_e6,
                 country: String::from_utf8_lossy(&country).into_owned(),
-                postcode: self.text[usize::from(self.number_len)..].to_owned(),
+                postcode: self.postcode().to_owned(),
             }),
             OrderDelivery::Pickup(_) => None,
         }
@@ -269,18 +331,19 @@ pub struct ShipmentLine {
     pub quantity: u32,
 }
 
-/// One location's part of an order. Most have one or two lines, kept inline; carrier
-/// and tracking exist only once it ships, behind one pointer.
+/// One location's part of an order. Its id is its place in the table; most have one or
+/// two lines, kept inline; carrier and tracking exist only once it ships, behind one
+/// pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shipment {
-    pub id: ShipmentId,
-    pub order: OrderId,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
     pub lines: SmallVec<[ShipmentLine; 2]>,
     /// Carrier and tracking number, once shipped.
     handover: Option<Box<(Box<str>, Box<str>)>>,
-    pub location: LocationId,
+    order: OrderKey,
+    /// A `LocationId` (below `LOCATIONS_MAX`, so 16 bits hold it).
+    location: u16,
     pub delivery: Delivery,
     pub state: ShipmentState,
 }
@@ -288,7 +351,6 @@ pub struct Shipment {
 impl Shipment {
     /// A new shipment, `Allocated` at `location`.
     pub fn new(
-        id: ShipmentId,
         order: OrderId,
         location: LocationId,
         delivery: Delivery,
@@ -296,16 +358,25 @@ impl Shipment {
         now_ms: u64,
     ) -> Shipment {
         Shipment {
-            id,
-            order,
+            order: order_key(order),
+            location: u16::try_from(location).expect("location ids stay below LOCATIONS_MAX"),
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             lines,
             handover: None,
-            location,
             delivery,
             state: ShipmentState::Allocated,
         }
+    }
+
+    /// Where the shipment is picked and leaves from.
+    pub fn location(&self) -> LocationId {
+        LocationId::from(self.location)
+    }
+
+    /// The order the shipment belongs to.
+    pub fn order(&self) -> OrderId {
+        OrderId::from(self.order)
     }
 
     pub fn carrier(&self) -> Option<&str> {
@@ -443,6 +514,13 @@ impl DurationHistogram {
 /// an `OrderId` is enough and every index entry is smaller.
 pub type OrderKey = u32;
 
+/// A shipment id as an order lists it: ids are below `SHIPMENTS_MAX`.
+pub type ShipmentKey = u32;
+
+fn shipment_key(id: ShipmentId) -> ShipmentKey {
+    ShipmentKey::try_from(id).expect("shipment ids stay below SHIPMENTS_MAX")
+}
+
 /// The index key of an order id; an id past every key (a caller's page bound) becomes
 /// the largest key, which still lies past every order.
 pub fn order_key(id: OrderId) -> OrderKey {
@@ -452,9 +530,10 @@ pub fn order_key(id: OrderId) -> OrderKey {
 /// Orders, shipments and returns, and their indexes.
 #[derive(Debug, Clone, Default)]
 pub struct OrderBook {
-    /// Indexed by `id − 1`.
-    pub orders: Vec<Order>,
-    pub shipments: Vec<Shipment>,
+    /// Indexed by `id − 1`, in chunks: the tables grow without copying what they hold
+    /// or leaving the room a doubling would.
+    pub orders: Chunked<Order>,
+    pub shipments: Chunked<Shipment>,
     pub returns: Vec<Return>,
     pub customers: Interner,
     pub kpis: OrderKpis,
@@ -464,10 +543,16 @@ pub struct OrderBook {
     /// by `&str` allocates nothing and the number is stored once. Never iterated.
     pub(crate) by_number: [HashTable<OrderKey>; Channel::ALL.len()],
     pub(crate) number_hasher: foldhash::fast::RandomState,
-    pub by_customer: BTreeSet<(u32, OrderKey)>,
-    pub by_state: BTreeSet<(OrderState, OrderKey)>,
+    /// Each customer's latest order (0: none), indexed by customer id; the rest are
+    /// reached through `Order::previous_of_customer`.
+    pub latest_by_customer: Vec<OrderKey>,
+    /// Order ids per state (indexed by `OrderState as usize`): 4-byte keys, which the
+    /// B-tree packs twice as densely as (state, id) pairs.
+    pub by_state: [BTreeSet<OrderKey>; OrderState::ALL.len()],
     /// Each order's returns (few orders have any).
     pub returns_by_order: BTreeSet<(OrderKey, ReturnId)>,
+    /// The return each exchange order replaces (read from the returns' exchange orders).
+    pub exchanges: BTreeMap<OrderKey, ReturnId>,
     /// Shipments released to the floor or being picked: the pick lists.
     pub floor: BTreeSet<(LocationId, ShipmentId)>,
     /// Orders with backordered units of a SKU, oldest first: who gets stock that arrives.
@@ -490,14 +575,20 @@ impl OrderBook {
         let hash = self.number_hasher.hash_one(number);
         let orders = &self.orders;
         let found = self.by_number[channel as usize]
-            .find(hash, |&key| orders[key as usize - 1].external_number() == number);
+            .find(hash, |&key| orders[key as usize - 1].number_bytes() == number.as_bytes());
         found.map(|&key| OrderId::from(key))
     }
 
     /// Whether the order has a shipment (of any state) at `location`.
     pub fn has_shipment_at(&self, order: &Order, location: LocationId) -> bool {
-        (order.shipments.iter())
-            .any(|&id| self.shipment(id).is_some_and(|shipment| shipment.location == location))
+        order
+            .shipments()
+            .any(|id| self.shipment(id).is_some_and(|shipment| shipment.location() == location))
+    }
+
+    /// The return an exchange order replaces.
+    pub fn exchange_for(&self, order: OrderId) -> Option<ReturnId> {
+        self.exchanges.get(&order_key(order)).copied()
     }
 
     /// The order's returns, oldest first.
@@ -586,7 +677,7 @@ impl OrderBook {
             tally.backordered += u64::from(line.backordered);
             tally.returned += u64::from(line.returned);
         }
-        for &id in &order.shipments {
+        for id in order.shipments() {
             let shipment = self.shipment(id).expect("an order's shipments exist");
             let units = shipment.units();
             match shipment.state {
@@ -618,8 +709,8 @@ impl OrderBook {
         let state = super::order_state::derive(&self.tally(order));
         let (channel, before) = (order.channel, order.state);
         if state != before {
-            self.by_state.remove(&(before, order_key(id)));
-            self.by_state.insert((state, order_key(id)));
+            self.by_state[before as usize].remove(&order_key(id));
+            self.by_state[state as usize].insert(order_key(id));
             self.uncount(channel, before);
             *self.counts.entry((channel, state)).or_default() += 1;
             self.order_mut(id).state = state;
@@ -637,9 +728,9 @@ impl OrderBook {
 
     /// Adds a new order to the table and its indexes.
     pub fn insert_order(&mut self, order: Order) {
-        assert_eq!(order.id, self.next_order_id(), "order ids are sequential");
-        let id = order.id;
-        self.orders.push(order);
+        assert_eq!(order.id(), self.next_order_id(), "order ids are sequential");
+        let id = order.id();
+        self.orders.push_back(order);
         self.index_order(id);
     }
 
@@ -652,27 +743,50 @@ impl OrderBook {
         let number = order.external_number();
         let numbers = &mut self.by_number[order.channel as usize];
         let hash = hasher.hash_one(number);
-        let taken =
-            numbers.find(hash, |&other| orders[other as usize - 1].external_number() == number);
+        let taken = numbers
+            .find(hash, |&other| orders[other as usize - 1].number_bytes() == number.as_bytes());
         assert!(taken.is_none(), "external numbers are unique per channel");
         numbers.insert_unique(hash, key, |&other| {
             hasher.hash_one(orders[other as usize - 1].external_number())
         });
-        self.by_customer.insert((order.customer, key));
-        self.by_state.insert((order.state, key));
+        self.by_state[order.state as usize].insert(key);
         *self.counts.entry((order.channel, order.state)).or_default() += 1;
         for line in order.lines.iter().filter(|line| line.backordered > 0) {
             self.backorders.insert((line.sku, id));
         }
+        let customer = order.customer as usize;
+        if self.latest_by_customer.len() <= customer {
+            self.latest_by_customer.resize(customer + 1, 0);
+        }
+        let previous = std::mem::replace(&mut self.latest_by_customer[customer], key);
+        self.orders[key as usize - 1].previous_of_customer = previous;
     }
 
-    /// Adds a new shipment, counts it open and indexes it under its order's location.
-    pub fn insert_shipment(&mut self, shipment: Shipment) {
-        assert_eq!(shipment.id, self.next_shipment_id(), "shipment ids are sequential");
+    /// A customer's orders with ids below `before`, newest first.
+    pub fn customer_orders_before(
+        &self,
+        customer: u32,
+        before: OrderKey,
+    ) -> impl Iterator<Item = OrderId> + '_ {
+        let start = match self.order(OrderId::from(before)) {
+            // Paging on from the last order of a page: its link is the next one.
+            Some(order) if order.customer == customer => order.previous_of_customer,
+            _ => self.latest_by_customer.get(customer as usize).copied().unwrap_or(0),
+        };
+        let keys = std::iter::successors(Some(start).filter(|&key| key != 0), move |&key| {
+            Some(self.orders[key as usize - 1].previous_of_customer).filter(|&key| key != 0)
+        });
+        keys.skip_while(move |&key| key >= before).map(OrderId::from)
+    }
+
+    /// Adds a new shipment under the next id, counts it open and lists it on its order.
+    pub fn insert_shipment(&mut self, shipment: Shipment) -> ShipmentId {
         assert_eq!(shipment.state, ShipmentState::Allocated);
-        self.count_open(shipment.location, shipment.units(), true);
-        self.order_mut(shipment.order).shipments.push(shipment.id);
-        self.shipments.push(shipment);
+        let id = self.next_shipment_id();
+        self.count_open(shipment.location(), shipment.units(), true);
+        self.order_mut(shipment.order()).shipment_keys.push(shipment_key(id));
+        self.shipments.push_back(shipment);
+        id
     }
 
     /// Recomputes every derived index from the tables (after a snapshot load).
@@ -682,14 +796,17 @@ impl OrderBook {
         }
         for record in &self.returns {
             self.returns_by_order.insert((order_key(record.order), record.id));
+            if let Some(exchange) = record.exchange_order {
+                self.exchanges.insert(order_key(exchange), record.id);
+            }
         }
         let shipments = std::mem::take(&mut self.shipments);
-        for shipment in &shipments {
+        for (id, shipment) in (1..).zip(shipments.iter()) {
             if shipment.state.is_open() {
-                self.count_open(shipment.location, shipment.units(), true);
+                self.count_open(shipment.location(), shipment.units(), true);
             }
             if shipment.is_on_floor() {
-                self.floor.insert((shipment.location, shipment.id));
+                self.floor.insert((shipment.location(), id));
             }
         }
         self.shipments = shipments;
@@ -705,14 +822,14 @@ mod tests {
     /// bounds keep the fixed-size parts from growing unnoticed.
     #[test]
     fn order_records_stay_within_their_sizes() {
-        assert!(size_of::<Order>() <= 144, "Order is {} B", size_of::<Order>());
-        assert!(size_of::<Shipment>() <= 72, "Shipment is {} B", size_of::<Shipment>());
+        assert!(size_of::<Order>() <= 120, "Order is {} B", size_of::<Order>());
+        assert!(size_of::<Shipment>() <= 56, "Shipment is {} B", size_of::<Shipment>());
         assert_eq!(size_of::<OrderLineRecord>(), 28);
         assert_eq!(size_of::<ShipmentLine>(), 8);
         assert_eq!(size_of::<OrderDelivery>(), 12);
         assert!(size_of::<Decision>() <= 24, "Decision is {} B", size_of::<Decision>());
-        // Two shipment ids or two shipment lines inline cost no more than an empty `Vec`.
-        assert_eq!(size_of::<SmallVec<[ShipmentId; 2]>>(), size_of::<Vec<ShipmentId>>());
+        // Four shipment ids or two shipment lines inline cost no more than an empty `Vec`.
+        assert_eq!(size_of::<SmallVec<[ShipmentKey; 4]>>(), size_of::<Vec<ShipmentId>>());
         assert_eq!(size_of::<SmallVec<[ShipmentLine; 2]>>(), size_of::<Vec<ShipmentLine>>());
     }
 
@@ -759,6 +876,24 @@ mod tests {
         };
         let decision = Decision::new(Rule::OneLocation, 50, &[typical; 4]);
         assert!(decision.kept.len() <= 4 * 12, "{} B", decision.kept.len());
+        let order = Order::new(NewOrder {
+            id: 7,
+            channel: Channel::Web,
+            external_number: "W-1",
+            customer: 0,
+            delivery: OrderDelivery::Ship { latitude_e6: 0, longitude_e6: 0, country: *b"GB" },
+            postcode: "SW1A 1AA",
+            currency: "GBP",
+            lines: Vec::new(),
+            placed_at_ms: 0,
+            from_hold: None,
+            routing: decision.clone(),
+            placement: 0,
+        });
+        assert_eq!((order.id(), order.external_number()), (7, "W-1"));
+        assert_eq!(order.address().map(|to| to.postcode).as_deref(), Some("SW1A 1AA"));
+        assert_eq!(order.routing().kept().collect::<Vec<_>>(), [typical; 4]);
+        assert_eq!((order.routing().rule, order.routing().considered), (Rule::OneLocation, 50));
         assert!(decision.kept.len() * 3 < 4 * size_of::<Assessment>());
     }
 

@@ -9,7 +9,7 @@ use allot_protocol::order::{
 
 use super::command::Channel;
 use super::ids::{HoldId, LocationId};
-use super::order::{Decision, Order, OrderDelivery, OrderKey, Return, Shipment, order_key};
+use super::order::{DecisionRef, Order, OrderDelivery, Return, Shipment, order_key};
 use super::outcome::{
     EngineError, OrderId, OrderState, OrderView, Outcome, Reply, ReturnId, ReturnView, ShipmentId,
     ShipmentView,
@@ -45,8 +45,8 @@ impl State {
         let Some(customer) = self.orders.customers.get(customer) else {
             return Ok(Reply::Orders(OrderPage { orders: Vec::new(), next: None }));
         };
-        let range = (customer, 0)..(customer, order_key(before.unwrap_or(OrderId::MAX)));
-        let ids = self.orders.by_customer.range(range).rev().map(|&(_, key)| OrderId::from(key));
+        let before = order_key(before.unwrap_or(OrderId::MAX));
+        let ids = self.orders.customer_orders_before(customer, before);
         Ok(Reply::Orders(self.order_page(ids, limit)))
     }
 
@@ -61,10 +61,10 @@ impl State {
         check::page_limit(limit).map_err(invalid)?;
         let location = location.map(|code| self.location_id(code)).transpose()?;
         let start = after.map_or(0, |id| id.saturating_add(1));
-        let ids = self.orders.by_state.range((state, order_key(start))..=(state, OrderKey::MAX));
+        let ids = self.orders.by_state[state as usize].range(order_key(start)..);
         let mut orders = Vec::new();
         let mut next = None;
-        for (scanned, &(_, key)) in ids.enumerate() {
+        for (scanned, &key) in ids.enumerate() {
             let id = OrderId::from(key);
             if orders.len() == limit as usize || scanned == PAGE_SCAN_MAX {
                 next = Some(orders.last().map_or(id.saturating_sub(1), |o: &OrderSummary| o.order));
@@ -105,7 +105,7 @@ impl State {
         let mut entries = self.orders.floor.range((location, start)..=(location, ShipmentId::MAX));
         let shipments: Vec<ShipmentView> = (entries.by_ref())
             .take(limit as usize)
-            .map(|&(_, id)| self.shipment_view(self.orders.shipment(id).expect("on the floor")))
+            .map(|&(_, id)| self.shipment_view(id, self.orders.shipment(id).expect("on the floor")))
             .collect();
         let next = entries.next().and(shipments.last().map(|s| s.shipment));
         Ok(Reply::Shipments(ShipmentPage { shipments, next }))
@@ -114,7 +114,7 @@ impl State {
     pub(crate) fn shipment_query(&self, id: ShipmentId) -> Outcome {
         let shipment = (self.orders.shipment(id))
             .ok_or_else(|| EngineError::NotFound(format!("shipment {id}")))?;
-        Ok(Reply::Shipment(Box::new(self.shipment_view(shipment))))
+        Ok(Reply::Shipment(Box::new(self.shipment_view(id, shipment))))
     }
 
     pub(crate) fn return_query(&self, id: ReturnId) -> Outcome {
@@ -126,7 +126,7 @@ impl State {
     /// A routed hold's decision; a hold that named its locations was not routed.
     pub(crate) fn hold_routing(&self, hold: HoldId) -> Outcome {
         if let Some(decision) = self.holds.routed.get(&hold) {
-            return Ok(Reply::Routing(self.routing_view(decision)));
+            return Ok(Reply::Routing(self.routing_view(decision.as_ref())));
         }
         let why = match self.holds.holds.contains_key(&hold) {
             true => format!("routing of hold {hold}: it named its locations"),
@@ -176,7 +176,7 @@ impl State {
 
     fn order_view(&self, order: &Order) -> OrderView {
         let shipments: Vec<&Shipment> =
-            (order.shipments.iter()).map(|&id| self.orders.shipment(id).expect("exists")).collect();
+            order.shipments().map(|id| self.orders.shipment(id).expect("exists")).collect();
         let lines = (order.lines.iter())
             .map(|line| OrderLineView {
                 sku: self.skus.name(line.sku).to_owned(),
@@ -192,7 +192,7 @@ impl State {
             })
             .collect();
         OrderView {
-            order: order.id,
+            order: order.id(),
             channel: order.channel,
             external_number: order.external_number().to_owned(),
             customer: self.orders.customers.name(order.customer).to_owned(),
@@ -209,19 +209,21 @@ impl State {
             payment: order.payment,
             hold: order.hold,
             lines,
-            shipments: shipments.iter().map(|shipment| self.shipment_view(shipment)).collect(),
-            returns: self.orders.returns_of(order.id).collect(),
-            routing: self.routing_view(&order.routing),
+            shipments: (order.shipments().zip(&shipments))
+                .map(|(id, shipment)| self.shipment_view(id, shipment))
+                .collect(),
+            returns: self.orders.returns_of(order.id()).collect(),
+            routing: self.routing_view(order.routing()),
             placed_at_ms: order.placed_at_ms,
             from_hold: order.from_hold.map(|id| id.get()),
-            exchange_for: order.exchange_for.map(|id| id.get()),
+            exchange_for: self.orders.exchange_for(order.id()),
             total_minor: order.total_minor(),
         }
     }
 
     fn order_summary(&self, order: &Order) -> OrderSummary {
         OrderSummary {
-            order: order.id,
+            order: order.id(),
             channel: order.channel,
             external_number: order.external_number().to_owned(),
             customer: self.orders.customers.name(order.customer).to_owned(),
@@ -232,11 +234,11 @@ impl State {
         }
     }
 
-    fn shipment_view(&self, shipment: &Shipment) -> ShipmentView {
+    fn shipment_view(&self, id: ShipmentId, shipment: &Shipment) -> ShipmentView {
         ShipmentView {
-            shipment: shipment.id,
-            order: shipment.order,
-            location: self.location_codes.name(shipment.location).to_owned(),
+            shipment: id,
+            order: shipment.order(),
+            location: self.location_codes.name(shipment.location()).to_owned(),
             delivery: shipment.delivery,
             state: shipment.state,
             lines: (shipment.lines.iter())
@@ -276,7 +278,7 @@ impl State {
         }
     }
 
-    fn routing_view(&self, decision: &Decision) -> RoutingView {
+    fn routing_view(&self, decision: DecisionRef<'_>) -> RoutingView {
         RoutingView {
             rule: decision.rule,
             locations_considered: decision.considered,

@@ -76,7 +76,7 @@ impl State {
             }
             Kept::ShipmentChanged { shipment } => {
                 let record = self.orders.shipment(shipment).expect("a shipment is kept");
-                let order_state = self.kept_order(record.order).state;
+                let order_state = self.kept_order(record.order()).state;
                 Reply::ShipmentChanged { shipment, state: record.state, order_state }
             }
             Kept::ShortPicked { shipment, first_rerouted, rerouted, backordered_units } => {

@@ -404,7 +404,7 @@ impl State {
         let mut allocated = self.committed_outside.clone();
         for shipment in self.orders.shipments.iter().filter(|s| s.state.is_open()) {
             for line in &shipment.lines {
-                *allocated.entry((line.sku, shipment.location)).or_default() +=
+                *allocated.entry((line.sku, shipment.location())).or_default() +=
                     u64::from(line.quantity);
             }
         }
@@ -500,16 +500,26 @@ impl State {
         let waiting: std::collections::BTreeSet<(u32, u64)> = (self.orders.orders.iter())
             .flat_map(|order| {
                 let waiting = order.lines.iter().filter(|line| line.backordered > 0);
-                waiting.map(move |line| (line.sku, order.id))
+                waiting.map(move |line| (line.sku, order.id()))
             })
             .collect();
         if waiting != self.orders.backorders {
             return Err("the backorder index does not match the order lines".into());
         }
-        for order in &self.orders.orders {
+        let exchanges: std::collections::BTreeMap<u32, u64> = (self.orders.returns.iter())
+            .filter_map(|record| {
+                let order = record.exchange_order?;
+                Some((super::order::order_key(order), record.id))
+            })
+            .collect();
+        if exchanges != self.orders.exchanges {
+            return Err("the exchange index does not match the returns".into());
+        }
+        for order in self.orders.orders.iter() {
             for line in &order.lines {
-                let in_shipments: u64 = (order.shipments.iter())
-                    .map(|&id| self.orders.shipment(id).expect("exists"))
+                let in_shipments: u64 = order
+                    .shipments()
+                    .map(|id| self.orders.shipment(id).expect("exists"))
                     .filter(|shipment| shipment.state != super::outcome::ShipmentState::Cancelled)
                     .map(|shipment| u64::from(shipment.units_of(line.sku)))
                     .sum();
@@ -517,7 +527,7 @@ impl State {
                 if placed != u64::from(line.quantity) {
                     return Err(format!(
                         "order {} line {} has {} units but accounts for {placed}",
-                        order.id,
+                        order.id(),
                         self.skus.name(line.sku),
                         line.quantity
                     ));
@@ -527,12 +537,13 @@ impl State {
             if derived != order.state {
                 return Err(format!(
                     "order {} is {:?}, derived {derived:?}",
-                    order.id, order.state
+                    order.id(),
+                    order.state
                 ));
             }
         }
         for shipment in self.orders.shipments.iter().filter(|s| s.state.is_open()) {
-            let entry = &mut open[shipment.location as usize];
+            let entry = &mut open[shipment.location() as usize];
             entry.0 += 1;
             entry.1 += shipment.units();
         }

@@ -763,6 +763,20 @@ fn a_customers_history_pages_newest_first_and_states_filter_by_location() {
         Query::CustomerOrders { customer: "C-1".into(), before: second.next, limit: 2 },
     );
     assert_eq!((last.orders.len(), last.next), (1, None));
+    // A bound that is not one of the customer's orders (another's, or none at all).
+    let ids = |state: &State, customer: &str, before: Option<u64>| -> Vec<u64> {
+        let query = Query::CustomerOrders { customer: customer.into(), before, limit: 10 };
+        page(state, query).orders.iter().map(|o| o.order).collect()
+    };
+    assert_eq!(ids(&state, "C-1", Some(6)), [5, 4, 3, 2, 1]);
+    assert_eq!(ids(&state, "C-1", Some(99)), [5, 4, 3, 2, 1]);
+    assert_eq!(ids(&state, "C-1", Some(1)), Vec::<u64>::new());
+    assert_eq!(ids(&state, "C-2", Some(6)), Vec::<u64>::new());
+    assert_eq!(ids(&state, "C-2", None), [6]);
+    let loaded = codec::decode_state(&codec::encode_state(&state)).unwrap();
+    for (customer, before) in [("C-1", None), ("C-1", Some(4)), ("C-2", None)] {
+        assert_eq!(ids(&loaded, customer, before), ids(&state, customer, before));
+    }
     let in_glasgow = Query::OrdersByState {
         state: OrderState::Pending,
         location: Some("GLA".into()),
