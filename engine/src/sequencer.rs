@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use allot_snapshots::wal::{RECORD_HEADER_BYTES, WalWriter};
+use allot_snapshots::wal::WalWriter;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
@@ -40,13 +40,6 @@ impl Work {
             _ => 1,
         }
     }
-}
-
-/// What a batch appended to the log: the requests, for the shadow, and their bytes.
-#[derive(Default)]
-struct Logged {
-    requests: Vec<Request>,
-    bytes: u64,
 }
 
 /// An answer waiting for its batch to become durable.
@@ -145,12 +138,13 @@ impl Sequencer {
         }
         let first_position = self.wal.next_position();
         let (now_ms, logged, completions) = self.apply_batch(batch);
+        let log_bytes = self.wal.pending_bytes();
         // Commit writes nothing when the batch logged nothing (queries only).
         if let Err(error) = self.wal.commit() {
             self.fail(format!("write-ahead log commit failed: {error}"), completions);
             return;
         }
-        self.hand_to_shadow(first_position, now_ms, logged);
+        self.hand_to_shadow(first_position, now_ms, logged, log_bytes);
         // A shadow that is gone or disagrees cannot vouch for this batch either.
         self.check_shadow();
         if let Some(failure) = self.failure.clone() {
@@ -164,10 +158,10 @@ impl Sequencer {
 
     /// Stamps the batch's time, logs a due tick and changed routing weights first, then
     /// applies the batch; returns the time, what it logged and the answers to release.
-    fn apply_batch(&mut self, batch: &mut Vec<Work>) -> (u64, Logged, Vec<Completion>) {
+    fn apply_batch(&mut self, batch: &mut Vec<Work>) -> (u64, Vec<Request>, Vec<Completion>) {
         let now_ms = self.clock.now_ms().max(self.last_now_ms);
         self.last_now_ms = now_ms;
-        let mut logged = Logged::default();
+        let mut logged = Vec::new();
         if self.state.next_tick_due_ms().is_some_and(|due_ms| due_ms <= now_ms) {
             let _expired = self.apply(Request::new(Command::Tick), now_ms, &mut logged);
         }
@@ -186,21 +180,33 @@ impl Sequencer {
         (now_ms, logged, completions)
     }
 
-    /// Hands a durable batch to the shadow, with the summary its state must then match.
-    fn hand_to_shadow(&self, first_position: u64, time_ms: u64, logged: Logged) {
-        if logged.requests.is_empty() {
+    /// Hands a durable batch (`log_bytes` on disk) to the shadow, with the summary its
+    /// state must then match.
+    fn hand_to_shadow(
+        &self,
+        first_position: u64,
+        time_ms: u64,
+        logged: Vec<Request>,
+        log_bytes: u64,
+    ) {
+        if logged.is_empty() {
             return;
         }
         self.send_to_shadow(ShadowMessage::Batch {
             first_position,
             time_ms,
-            requests: logged.requests,
-            log_bytes: logged.bytes,
+            requests: logged,
+            log_bytes,
             expected: Summary::of(&self.state),
         });
     }
 
-    fn execute(&mut self, work: Work, now_ms: u64, logged: &mut Logged) -> Option<Completion> {
+    fn execute(
+        &mut self,
+        work: Work,
+        now_ms: u64,
+        logged: &mut Vec<Request>,
+    ) -> Option<Completion> {
         match work {
             Work::One(request, reply) => {
                 let outcome = self.apply(request, now_ms, logged);
@@ -224,17 +230,11 @@ impl Sequencer {
 
     /// Applies one request; if it changed the state, appends it to the log buffer and
     /// keeps it for the shadow state.
-    fn apply(&mut self, request: Request, now_ms: u64, logged: &mut Logged) -> Outcome {
+    fn apply(&mut self, request: Request, now_ms: u64, logged: &mut Vec<Request>) -> Outcome {
         let applied = self.state.apply(&request, now_ms);
         if applied.changed {
-            let mut payload_bytes = 0;
-            self.wal.append_with(now_ms, |buffer| {
-                let before = buffer.len();
-                codec::encode_request(&request, buffer);
-                payload_bytes = buffer.len() - before;
-            });
-            logged.bytes += (RECORD_HEADER_BYTES + payload_bytes) as u64;
-            logged.requests.push(request);
+            self.wal.append_with(now_ms, |buffer| codec::encode_request(&request, buffer));
+            logged.push(request);
         }
         applied.outcome
     }

@@ -666,6 +666,11 @@ impl WalWriter {
         self.durable_position
     }
 
+    /// Bytes the next commit writes: the pending batch with its header, or 0.
+    pub fn pending_bytes(&self) -> u64 {
+        self.batch.len() as u64
+    }
+
     /// Records appended but not yet committed.
     pub fn pending_records(&self) -> usize {
         (self.next_position - 1 - self.durable_position) as usize
