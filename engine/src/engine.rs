@@ -96,7 +96,7 @@ impl Default for EngineConfig {
             shutdown_deadline_ms: SHUTDOWN_DEADLINE_MS_DEFAULT,
             routing_weights: None,
             idempotency: IdempotencyPolicy::default(),
-            caps: TableCaps::default(),
+            caps: TableCaps::CONFIGURED_DEFAULT,
             #[cfg(feature = "fault-injection")]
             shadow_fault: None,
         }

@@ -6,7 +6,7 @@ use super::apply_order::{decision, needs_of};
 use super::command::{DeliveryRequest, ItemQuantity, LineRequest};
 use super::hold::{Hold, HoldLine};
 use super::ids::HoldId;
-use super::limits::{HOLD_TTL_MS_DEFAULT, HOLDS_MAX, LINES_PER_HOLD_MAX, ORDER_NUMBER_BYTES_MAX};
+use super::limits::{HOLD_TTL_MS_DEFAULT, LINES_PER_HOLD_MAX, ORDER_NUMBER_BYTES_MAX};
 use super::outcome::{EngineError, HoldState, Outcome, Reply, Resolution};
 use super::state::State;
 use super::validate::{invalid, quantity, text, ttl};
@@ -19,9 +19,7 @@ impl State {
         now_ms: u64,
     ) -> Outcome {
         let ttl_ms = ttl(ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT))?;
-        if self.holds.holds.len() >= HOLDS_MAX {
-            return Err(EngineError::Overloaded(format!("{HOLDS_MAX} holds in memory")));
-        }
+        self.room_for_a_hold()?;
         let merged = self.merge_lines(lines)?;
         for line in &merged {
             let available = self.stock.available(line.sku, line.location);
@@ -32,6 +30,16 @@ impl State {
         }
         let (hold, expires_at_ms) = self.hold_cells(merged, ttl_ms, now_ms);
         Ok(Reply::HoldPlaced { hold, expires_at_ms })
+    }
+
+    /// `Overloaded` when the hold table is at its cap (the configured one, else the
+    /// ceiling): only new holds are refused.
+    fn room_for_a_hold(&self) -> Result<(), EngineError> {
+        let cap = self.caps.holds_max;
+        if self.holds.holds.len() >= cap {
+            return Err(EngineError::Overloaded(format!("{cap} holds in memory, the cap")));
+        }
+        Ok(())
     }
 
     /// Holds `lines` (checked available) until `now + ttl`: the mutating half of a
@@ -69,9 +77,7 @@ impl State {
         check::items("hold lines", items).map_err(invalid)?;
         check::delivery(destination).map_err(invalid)?;
         let ttl_ms = ttl(ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT))?;
-        if self.holds.holds.len() >= HOLDS_MAX {
-            return Err(EngineError::Overloaded(format!("{HOLDS_MAX} holds in memory")));
-        }
+        self.room_for_a_hold()?;
         let needs = needs_of(items, |sku| self.sku_id(sku))?;
         let delivery = self.order_delivery(destination)?;
         let plan = self.plan(&needs, &delivery, None, self.routing_weights.shipments_max);

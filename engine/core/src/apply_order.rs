@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 use super::command::{DeliveryRequest, ItemQuantity, OrderHoldReason, PlaceOrder};
 use super::ids::{HoldId, LocationId, SkuId, fingerprint};
 use super::limits::{
-    BACKORDERS_FILLED_PER_ARRIVAL_MAX, ORDERS_MAX, ROUTING_ASSESSMENTS_KEPT_MAX, SHIPMENTS_MAX,
+    BACKORDERS_FILLED_PER_ARRIVAL_MAX, ROUTING_ASSESSMENTS_KEPT_MAX, SHIPMENTS_MAX,
     SHIPMENTS_PER_ORDER_MAX,
 };
 use super::order::{
@@ -36,8 +36,9 @@ impl State {
             return answer;
         }
         let placement = fingerprint(&(request, exchange_for));
-        if self.orders.orders.len() >= ORDERS_MAX {
-            return Err(EngineError::Overloaded(format!("{ORDERS_MAX} orders in memory")));
+        let cap = self.caps.orders_max;
+        if self.orders.orders.len() >= cap {
+            return Err(EngineError::Overloaded(format!("{cap} orders in memory, the cap")));
         }
         if self.orders.shipments.len() + SHIPMENTS_PER_ORDER_MAX > SHIPMENTS_MAX {
             return Err(EngineError::Overloaded(format!("{SHIPMENTS_MAX} shipments in memory")));

@@ -2,7 +2,7 @@
 //! transfers. Every movement is attributable: the logged command carries its reason.
 
 use super::ids::{LocationId, SkuId};
-use super::limits::{ON_HAND_MAX, REASON_BYTES_MAX, SKU_BYTES_MAX, SKUS_MAX};
+use super::limits::{ON_HAND_MAX, REASON_BYTES_MAX, SKU_BYTES_MAX};
 use super::outcome::{EngineError, Outcome, Reply};
 use super::state::State;
 use super::validate::{invalid, level, quantity, text};
@@ -105,8 +105,9 @@ impl State {
         let location_id = self.location_id(location)?;
         match self.skus.get(sku) {
             Some(sku_id) => Ok((Some(sku_id), location_id)),
-            None if self.skus.len() >= SKUS_MAX => {
-                Err(invalid(format!("sku limit of {SKUS_MAX} reached")))
+            None if self.skus.len() >= self.caps.skus_max => {
+                let cap = self.caps.skus_max;
+                Err(EngineError::Overloaded(format!("{cap} skus in memory, the cap")))
             }
             None => Ok((None, location_id)),
         }

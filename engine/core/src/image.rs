@@ -13,6 +13,7 @@ use super::command::LocationSpec;
 use super::hold::{Fate, Hold, HoldMap, HoldTable};
 use super::idempotency::{IdempotencyEntry, IdempotencyPolicy, IdempotencyTable};
 use super::ids::{HoldId, Interner};
+use super::limits::TableCaps;
 use super::order::{Decision, Order, OrderBook, OrderKpis, Return, Shipment};
 use super::outcome::HoldState;
 use super::routing::RoutingWeights;
@@ -155,7 +156,7 @@ impl State {
             routing_weights: image.routing_weights,
             since_start: SinceStart::default(),
             shortages: ShortageIndex::default(),
-            caps: None,
+            caps: TableCaps::CEILINGS,
         };
         state.rebuild_shortages();
         state

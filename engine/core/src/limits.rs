@@ -106,6 +106,10 @@ impl TableCaps {
     pub const CEILINGS: TableCaps =
         TableCaps { skus_max: SKUS_MAX, holds_max: HOLDS_MAX, orders_max: ORDERS_MAX };
 
+    /// What an engine configures when told nothing (`HOLDS_DEFAULT` says why).
+    pub const CONFIGURED_DEFAULT: TableCaps =
+        TableCaps { skus_max: SKUS_DEFAULT, holds_max: HOLDS_DEFAULT, orders_max: ORDERS_DEFAULT };
+
     /// Each cap is at least 1 and at most its ceiling.
     pub fn check(&self) -> Result<(), String> {
         let within = |name: &str, value: usize, ceiling: usize| {
@@ -121,8 +125,10 @@ impl TableCaps {
     }
 }
 
+/// A state's own caps are the ceilings: replay and a state rebuilt from an image take
+/// everything that was once accepted. Only a running engine configures lower ones.
 impl Default for TableCaps {
     fn default() -> Self {
-        TableCaps { skus_max: SKUS_DEFAULT, holds_max: HOLDS_DEFAULT, orders_max: ORDERS_DEFAULT }
+        TableCaps::CEILINGS
     }
 }

@@ -56,9 +56,10 @@ pub struct State {
     /// Counts of refused requests. Refusals change nothing and are not logged, so these
     /// are not state: they start from zero at every start and are left out of images.
     pub(crate) since_start: SinceStart,
-    /// The configured caps (`None`: the ceilings). A setting, not state: left out of
-    /// images, and the engine sets it after replay.
-    pub(crate) caps: Option<TableCaps>,
+    /// How many SKUs, holds and orders the handlers take: the ceilings unless the
+    /// engine configured lower caps. A setting, not state: left out of images, and the
+    /// engine sets it after replay.
+    pub(crate) caps: TableCaps,
 }
 
 /// Counts of what the engine refused since it started (not logged, not in snapshots).
@@ -118,9 +119,6 @@ impl State {
             && let Some(Ok(reply)) = self.placed_before(order, None)
         {
             return Applied { outcome: Ok(reply), changed: false };
-        }
-        if let Some(error) = self.over_cap(command) {
-            return Applied { outcome: Err(error), changed: false };
         }
         let outcome = self.execute(command, now_ms);
         self.refresh_shortages();
@@ -269,41 +267,11 @@ impl State {
     /// Caps the SKU, hold and order tables below their ceilings. Set it after replay:
     /// replay must accept everything it accepted before, whatever the caps are now.
     pub fn set_caps(&mut self, caps: TableCaps) {
-        self.caps = Some(caps);
+        self.caps = caps;
     }
 
     pub fn caps(&self) -> TableCaps {
-        self.caps.unwrap_or(TableCaps::CEILINGS)
-    }
-
-    /// `Overloaded` for a command that would add an entry to a table at its configured
-    /// cap; a command that adds nothing to it goes on. The ceilings are checked again
-    /// where the entries are made.
-    fn over_cap(&self, command: &Command) -> Option<EngineError> {
-        let caps = self.caps?;
-        let full = |what: &str, cap: usize| {
-            Some(EngineError::Overloaded(format!("{cap} {what} in memory, the configured cap")))
-        };
-        match command {
-            Command::Reserve { .. } | Command::ReserveRouted { .. }
-                if self.holds.holds.len() >= caps.holds_max =>
-            {
-                full("holds", caps.holds_max)
-            }
-            Command::PlaceOrder(_) if self.orders.orders.len() >= caps.orders_max => {
-                full("orders", caps.orders_max)
-            }
-            Command::Receive { sku, .. }
-            | Command::Adjust { sku, .. }
-            | Command::CycleCount { sku, .. }
-            | Command::SetSafetyStock { sku, .. }
-            | Command::Transfer { sku, .. }
-                if self.skus.len() >= caps.skus_max && self.skus.get(sku).is_none() =>
-            {
-                full("skus", caps.skus_max)
-            }
-            _ => None,
-        }
+        self.caps
     }
 
     /// How long idempotency keys are kept and how many: the engine's setting, applied
