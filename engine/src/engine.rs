@@ -210,7 +210,10 @@ impl Engine {
             failure: None,
             configured_weights: config.routing_weights,
         };
-        snapshotter.snapshot_if_recovery_was_long();
+        // Before anything is served: a start that replayed a trigger's worth of log (what
+        // recovery replayed counts as unsaved) snapshots it first. Otherwise a process
+        // that keeps dying sooner than a snapshot takes would replay more at every start.
+        snapshotter.snapshot_if_due();
         let (done, threads_done) = crossbeam_channel::bounded::<()>(0);
         let snapshot_done = done.clone();
         let snapshot_thread = spawn("allot-snapshotter", move || {

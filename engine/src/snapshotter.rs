@@ -264,14 +264,8 @@ impl Snapshotter {
         false
     }
 
-    /// At open, before anything is served: a start that replayed a trigger's worth of log
-    /// snapshots it first. Otherwise a process that keeps dying sooner than a snapshot
-    /// takes (a crash loop) would replay a longer log at every start.
-    pub fn snapshot_if_recovery_was_long(&mut self) {
-        self.snapshot_if_due();
-    }
-
-    fn snapshot_if_due(&mut self) {
+    /// Writes a snapshot when a trigger is reached (or retries one after its backoff).
+    pub fn snapshot_if_due(&mut self) {
         let now_ms = self.clock.now_ms();
         if self.is_due(now_ms) && now_ms >= self.backoff.retry_at_ms {
             let _ = self.write();
